@@ -1,0 +1,42 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { type ErrorBody, type ErrorCode, ErrorStatus } from "./protocol/errors";
+
+/**
+ * The one error type routes throw. It knows its status and code; `onError` renders it as
+ * API.md's JSON body.
+ *
+ * @example throw new RelayError("invalid_channel", "Channel names are 1–128 characters …")
+ */
+export class RelayError extends Error {
+  override readonly name = "RelayError";
+  readonly status: (typeof ErrorStatus)[ErrorCode];
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly options: { headers?: Record<string, string>; details?: Record<string, unknown> } = {},
+  ) {
+    super(message);
+    this.status = ErrorStatus[code];
+  }
+
+  toResponse(): Response {
+    const body: ErrorBody = { code: this.code, message: this.message, ...this.options.details };
+    return Response.json({ error: body }, { status: this.status, headers: this.options.headers });
+  }
+}
+
+/** `app.onError`: RelayErrors as they are, anything else as a plain 500 without internals. */
+export function renderError(err: Error, _c: Context): Response {
+  if (err instanceof RelayError) return err.toResponse();
+  if (err instanceof HTTPException && err.status < 500) {
+    return new RelayError("invalid_request", err.message || "The request could not be read.").toResponse();
+  }
+  console.error("unhandled error", err);
+  return new RelayError("internal", "The relay failed to handle this request; try again.").toResponse();
+}
+
+export function renderNotFound(c: Context): Response {
+  return new RelayError("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}; see the API reference.`).toResponse();
+}

@@ -1,0 +1,5 @@
+import { createApp } from "./app";
+
+export { Room } from "./room/room";
+
+export default createApp() satisfies ExportedHandler<Env>;

@@ -1,0 +1,22 @@
+/**
+ * WebSocket close codes shared by the relay and its clients.
+ * 1008 and 4000–4999 are terminal: a client must not reconnect without changing something
+ * (a new token, another channel); every other code is worth a reconnect with backoff.
+ */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  PolicyViolation: 1008,
+  InternalError: 1011,
+  /** The subscriber fell too far behind; reconnect with `since` to catch up. */
+  TryAgainLater: 1013,
+  Unauthorized: 4001,
+  Forbidden: 4003,
+} as const;
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Whether a close code tells the client not to reconnect on its own. */
+export function isTerminalCloseCode(code: number): boolean {
+  return code === CloseCode.PolicyViolation || (code >= 4000 && code <= 4999);
+}

@@ -1,0 +1,126 @@
+import type { Envelope } from "./envelope";
+import type { ErrorBody, ErrorCode } from "./errors";
+import type { MessageId } from "./ids";
+import { isEventName } from "./names";
+
+/** Frames the relay sends on a WebSocket, one JSON object per text frame. */
+export const ServerFrameType = {
+  Subscribed: "subscribed",
+  Message: "message",
+  Gap: "gap",
+  Ack: "ack",
+  Error: "error",
+} as const;
+
+export interface SubscribedFrame {
+  type: typeof ServerFrameType.Subscribed;
+  channel: string;
+  lastId: MessageId;
+}
+
+/** Messages after `after` are no longer retained; delivery resumes at `oldest`. */
+export interface GapFrame {
+  type: typeof ServerFrameType.Gap;
+  channel: string;
+  after: MessageId;
+  oldest: MessageId;
+}
+
+export interface AckFrame {
+  type: typeof ServerFrameType.Ack;
+  ref?: string;
+  id: MessageId;
+}
+
+export interface ErrorFrame {
+  type: typeof ServerFrameType.Error;
+  ref?: string;
+  error: ErrorBody;
+}
+
+export type ServerFrame = SubscribedFrame | Envelope | GapFrame | AckFrame | ErrorFrame;
+
+/** Frames a client sends. */
+export const ClientFrameType = {
+  Publish: "publish",
+} as const;
+
+export interface PublishFrame {
+  type: typeof ClientFrameType.Publish;
+  data: string;
+  event?: string;
+  ref?: string;
+}
+
+export type ClientFrame = PublishFrame;
+
+/** The exact texts of the keep-alive exchange, answered even while a room hibernates. */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+export type ParseResult = { ok: true; frame: ClientFrame } | { ok: false; error: ErrorFrame };
+
+export interface ParseOptions {
+  /** Largest `data` accepted, in UTF-8 bytes. */
+  maxDataBytes: number;
+}
+
+const MAX_REF_LENGTH = 128;
+const encoder = new TextEncoder();
+
+/**
+ * Reads one client frame. Never throws: anything malformed comes back as the error frame to send,
+ * carrying the frame's `ref` when it had a usable one.
+ *
+ * @example parseClientFrame('{"type":"publish","data":"hi","ref":"c1"}', { maxDataBytes: 65536 })
+ * // { ok: true, frame: { type: "publish", data: "hi", ref: "c1" } }
+ */
+export function parseClientFrame(raw: string | ArrayBuffer, options: ParseOptions): ParseResult {
+  if (typeof raw !== "string") return invalid("invalid_frame", "Binary frames are not supported; send JSON text frames.");
+
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return invalid("invalid_frame", "A frame must be one JSON object.");
+  }
+  if (!isRecord(value)) return invalid("invalid_frame", "A frame must be one JSON object.");
+
+  const ref = value.ref;
+  if (ref !== undefined && (typeof ref !== "string" || ref.length > MAX_REF_LENGTH)) {
+    return invalid("invalid_frame", `"ref" must be a string of at most ${MAX_REF_LENGTH} characters.`);
+  }
+
+  switch (value.type) {
+    case ClientFrameType.Publish:
+      return parsePublish(value, ref, options);
+    default:
+      return invalid("invalid_frame", `Unknown frame type; expected one of: ${Object.values(ClientFrameType).join(", ")}.`, ref);
+  }
+}
+
+function parsePublish(value: Record<string, unknown>, ref: string | undefined, { maxDataBytes }: ParseOptions): ParseResult {
+  const { data, event } = value;
+  if (typeof data !== "string") return invalid("invalid_frame", 'A publish frame needs "data" as a string.', ref);
+  if (event !== undefined && (typeof event !== "string" || !isEventName(event))) {
+    return invalid("invalid_event", 'An event name is 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".', ref);
+  }
+  // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
+  if (data.length * 3 > maxDataBytes && encoder.encode(data).byteLength > maxDataBytes) {
+    return invalid("message_too_large", `"data" is larger than ${maxDataBytes} bytes.`, ref);
+  }
+  const frame: PublishFrame = { type: ClientFrameType.Publish, data };
+  if (event !== undefined) frame.event = event;
+  if (ref !== undefined) frame.ref = ref;
+  return { ok: true, frame };
+}
+
+function invalid(code: ErrorCode, message: string, ref?: string): ParseResult {
+  const error: ErrorFrame = { type: ServerFrameType.Error, error: { code, message } };
+  if (ref !== undefined) error.ref = ref;
+  return { ok: false, error };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
