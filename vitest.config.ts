@@ -13,7 +13,7 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               // Small limits so retention and size rules can be exercised quickly.
-              bindings: { ALLOW_ANONYMOUS: "true", HISTORY_LIMIT: "50", MAX_MESSAGE_BYTES: "1024", KEEPALIVE_SECONDS: "1" },
+              bindings: { ALLOW_ANONYMOUS: "true", HISTORY_LIMIT: "50", MAX_MESSAGE_BYTES: "1024", KEEPALIVE_SECONDS: "1", SSE_BUFFER_BYTES: "16384" },
             },
           }),
         ],

@@ -35,18 +35,16 @@ export function sseResponse(room: WebSocket, { keepaliveSeconds, bufferBytes, re
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        const write = (text: string): void => {
-          if (!open) return;
-          controller.enqueue(encoder.encode(text));
-          if ((controller.desiredSize ?? 0) < 0) {
-            stop();
-            controller.error(new Error("SSE subscriber fell too far behind"));
-          }
-        };
         const end = (): void => {
           if (!open) return;
           stop();
           controller.close();
+        };
+        const write = (text: string): void => {
+          if (!open) return;
+          controller.enqueue(encoder.encode(text));
+          // Fell too far behind: end the stream after what is queued; the client resumes from there.
+          if ((controller.desiredSize ?? 0) < 0) end();
         };
 
         room.addEventListener("message", (event) => write(event.data as string));

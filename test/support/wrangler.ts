@@ -1,0 +1,215 @@
+import { spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** A `wrangler dev` process this test started, and the handles to end it. */
+export interface Relay {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  port: number;
+  /** The `--persist-to` directory: pass it to a second relay to restart on the same state. */
+  persistTo: string;
+  /** Pid of the spawned process, which leads its own process group (workerd included). */
+  pid: number;
+  /** SIGTERM to the process group, SIGKILL after a short bound; resolves once every member is gone. */
+  stop(): Promise<void>;
+  /** SIGKILL to the process group (a crash); resolves once every member is gone. */
+  kill9(): Promise<void>;
+  /** What the process printed so far (stdout and stderr interleaved, the last 64 KiB). */
+  output(): string;
+}
+
+export interface StartRelayOptions {
+  /** Extra Worker vars, passed as `--var NAME:VALUE`. `ALLOW_ANONYMOUS:true` is always set. */
+  vars?: Record<string, string>;
+  /** Reuse a persistence directory (restart); a fresh temp dir otherwise. */
+  persistTo?: string;
+  /** Listen on this port (restart on the same address); a free one otherwise. */
+  port?: number;
+  /** How long to wait for `GET /healthz` to answer 200. */
+  readyTimeoutMs?: number;
+}
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const OUTPUT_LIMIT = 64 * 1024;
+const STOP_GRACE_MS = 5_000;
+const GONE_TIMEOUT_MS = 10_000;
+
+/** Process groups started here and not yet reaped; killed if the test process exits early. */
+const running = new Set<number>();
+process.once("exit", () => {
+  for (const pgid of running) signalGroup(pgid, "SIGKILL");
+});
+
+/**
+ * Starts `wrangler dev` on 127.0.0.1 and resolves once `/healthz` answers 200.
+ *
+ * @example
+ * const relay = await startRelay({ vars: { HISTORY_LIMIT: "5" } });
+ * await fetch(`${relay.url}/healthz`);
+ * await relay.stop();
+ */
+export async function startRelay(options: StartRelayOptions = {}): Promise<Relay> {
+  const port = options.port ?? (await freePort());
+  // Every wrangler dev also opens an inspector; concurrent ones must not race for 9229.
+  const inspectorPort = await freePort();
+  const persistTo = options.persistTo ?? (await mkdtemp(join(tmpdir(), "edge-relay-e2e-")));
+  const args = [
+    WRANGLER,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    persistTo,
+    "--var",
+    "ALLOW_ANONYMOUS:true",
+    ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "warn",
+  ];
+
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not spawn wrangler dev: ${args.join(" ")}`);
+  running.add(pid);
+
+  let output = "";
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString("utf8")).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  const relay: Relay = {
+    url,
+    port,
+    persistTo,
+    pid,
+    output: () => output,
+    stop: async () => {
+      if (!running.has(pid)) return;
+      signalGroup(pid, "SIGTERM");
+      const leaderGone = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+      // The leader may exit before workerd; anything left in the group after the grace is killed.
+      if (!leaderGone || !(await groupGone(pid, STOP_GRACE_MS))) signalGroup(pid, "SIGKILL");
+      await reap(pid, exited);
+    },
+    kill9: async () => {
+      if (!running.has(pid)) return;
+      signalGroup(pid, "SIGKILL");
+      await reap(pid, exited);
+    },
+  };
+
+  try {
+    await waitForHealth(url, options.readyTimeoutMs ?? 45_000, () => hasExited);
+  } catch (error) {
+    await relay.stop();
+    throw new Error(`wrangler dev did not become healthy on ${url}: ${(error as Error).message}\n--- wrangler output ---\n${output}`);
+  }
+  return relay;
+}
+
+/** A port that was free a moment ago: bind to port 0, read it, close. */
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return fail(new Error("no port"));
+      server.close(() => done(address.port));
+    });
+  });
+}
+
+/** Waits until `port` on 127.0.0.1 can be bound again (after a relay on it died). */
+export async function waitForPortFree(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await canBind(port)) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} still in use after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once("error", () => done(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => done(true)));
+  });
+}
+
+async function waitForHealth(url: string, timeoutMs: number, hasExited: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer yet";
+  while (Date.now() < deadline) {
+    if (hasExited()) throw new Error(`the process exited (${last})`);
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      if (response.status === 200) return;
+      last = `status ${response.status}`;
+    } catch (error) {
+      last = String((error as Error).cause ?? error);
+    }
+    await sleep(150);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms (${last})`);
+}
+
+/** Waits for the leader's exit and for every other member of its group to be gone. */
+async function reap(pgid: number, exited: Promise<void>): Promise<void> {
+  await Promise.race([exited, sleep(GONE_TIMEOUT_MS)]);
+  if (!(await groupGone(pgid, GONE_TIMEOUT_MS))) {
+    signalGroup(pgid, "SIGKILL");
+    if (!(await groupGone(pgid, GONE_TIMEOUT_MS))) throw new Error(`process group ${pgid} survived SIGKILL`);
+  }
+  running.delete(pgid);
+}
+
+async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!signalGroup(pgid, 0)) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+}
+
+/** Signals our own process group; false when the group no longer exists. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw error;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}

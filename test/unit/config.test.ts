@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULTS, readConfig } from "../../src/config";
+
+const NUMERIC = ["MAX_MESSAGE_BYTES", "HISTORY_LIMIT", "HISTORY_TTL_SECONDS", "KEEPALIVE_SECONDS", "SSE_BUFFER_BYTES"] as const;
+
+describe("readConfig", () => {
+  it("uses API.md's defaults when nothing is set", () => {
+    const expected = {
+      maxMessageBytes: 65536,
+      historyLimit: 1000,
+      historyTtlSeconds: 86400,
+      keepaliveSeconds: 15,
+      sseBufferBytes: 1048576,
+      allowAnonymous: false,
+    };
+    expect(readConfig({})).toEqual(expected);
+    expect(DEFAULTS).toEqual(expected);
+  });
+
+  it("treats an empty string as unset", () => {
+    expect(readConfig({ MAX_MESSAGE_BYTES: "", ALLOW_ANONYMOUS: "" })).toEqual(DEFAULTS);
+  });
+
+  it("reads every setting from strings, as Worker vars arrive", () => {
+    expect(
+      readConfig({
+        MAX_MESSAGE_BYTES: "1024",
+        HISTORY_LIMIT: "50",
+        HISTORY_TTL_SECONDS: "60",
+        KEEPALIVE_SECONDS: "1",
+        SSE_BUFFER_BYTES: "4096",
+        ALLOW_ANONYMOUS: "true",
+      }),
+    ).toEqual({ maxMessageBytes: 1024, historyLimit: 50, historyTtlSeconds: 60, keepaliveSeconds: 1, sseBufferBytes: 4096, allowAnonymous: true });
+  });
+
+  it("reads numbers and booleans, as wrangler.toml can give them", () => {
+    expect(readConfig({ HISTORY_LIMIT: 10, ALLOW_ANONYMOUS: true })).toMatchObject({ historyLimit: 10, allowAnonymous: true });
+    expect(readConfig({ ALLOW_ANONYMOUS: false }).allowAnonymous).toBe(false);
+    expect(readConfig({ ALLOW_ANONYMOUS: "false" }).allowAnonymous).toBe(false);
+  });
+
+  it("changes only the setting that is given", () => {
+    expect(readConfig({ KEEPALIVE_SECONDS: "5" })).toEqual({ ...DEFAULTS, keepaliveSeconds: 5 });
+  });
+
+  describe.each(NUMERIC)("a malformed %s", (name) => {
+    it.each<unknown>(["0", "-1", "1.5", "abc", "10 items", " ", "Infinity", "NaN", "9007199254740992", 0, -5, 2.5, Number.NaN, null])("%j throws naming the setting", (value) => {
+      expect(() => readConfig({ [name]: value })).toThrow(name);
+    });
+  });
+
+  // Number(true) is 1 and Number([64]) is 64: a boolean or a list in wrangler.toml must not slip through as a size.
+  it.each<[string, unknown]>([
+    ["true", true],
+    ["false", false],
+    ["a list", [64]],
+    ["an object", { value: 64 }],
+  ])("refuses %s for a numeric setting", (_, value) => {
+    expect(() => readConfig({ MAX_MESSAGE_BYTES: value })).toThrow("MAX_MESSAGE_BYTES");
+  });
+
+  it.each<unknown>(["yes", "1", "0", "TRUE", "True", "on", 1, 0, null])("throws naming ALLOW_ANONYMOUS for %j", (value) => {
+    expect(() => readConfig({ ALLOW_ANONYMOUS: value })).toThrow("ALLOW_ANONYMOUS");
+  });
+
+  it("shows the bad value in the message", () => {
+    expect(() => readConfig({ HISTORY_LIMIT: "lots" })).toThrow('Setting HISTORY_LIMIT must be a positive whole number, got "lots"');
+  });
+});
