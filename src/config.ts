@@ -39,7 +39,8 @@ export function readConfig(vars: Vars): RelayConfig {
 function positiveInt(vars: Vars, name: SettingName, fallback: number): number {
   const raw = vars[name];
   if (raw === undefined || raw === "") return fallback;
-  const value = typeof raw === "number" ? raw : Number(raw);
+  // Only numbers and plain digit strings: `true`, "1e3" or "0x10" are typos, not settings.
+  const value = typeof raw === "number" ? raw : typeof raw === "string" && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`Setting ${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
   return value;
 }

@@ -45,7 +45,7 @@ describe("readConfig", () => {
   });
 
   describe.each(NUMERIC)("a malformed %s", (name) => {
-    it.each<unknown>(["0", "-1", "1.5", "abc", "10 items", " ", "Infinity", "NaN", "9007199254740992", 0, -5, 2.5, Number.NaN, null])("%j throws naming the setting", (value) => {
+    it.each<unknown>(["0", "-1", "1.5", "abc", "10 items", " ", "1e3", "0x10", " 42 ", "Infinity", "NaN", "9007199254740992", 0, -5, 2.5, Number.NaN, null])("%j throws naming the setting", (value) => {
       expect(() => readConfig({ [name]: value })).toThrow(name);
     });
   });
