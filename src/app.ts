@@ -2,7 +2,9 @@ import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { readConfig } from "./config";
 import { renderError, renderNotFound } from "./errors";
+import { batch } from "./routes/batch";
 import { channels } from "./routes/channels";
+import { multiplex } from "./routes/multiplex";
 import { resource } from "./routes/resource";
 
 /** Builds the relay's Worker app: settings, routes, and API.md's JSON errors for everything else. */
@@ -15,6 +17,8 @@ export function createApp(): Hono<AppEnv> {
 
   resource(app, "/healthz", { GET: (c) => c.json({ ok: true }) });
   app.route("/v1/channels", channels);
+  app.route("/v1", batch);
+  app.route("/v1", multiplex);
 
   app.notFound(renderNotFound);
   app.onError(renderError);

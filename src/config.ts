@@ -7,6 +7,12 @@ export interface RelayConfig {
   /** Bytes an SSE subscriber may fall behind before it is dropped (it can resume). */
   sseBufferBytes: number;
   allowAnonymous: boolean;
+  /** Channels one multi-channel WebSocket or SSE stream may subscribe to. */
+  maxChannelsPerConnection: number;
+  /** Long-poll requests that may wait on one channel at once. */
+  maxPollersPerChannel: number;
+  /** Messages in one batch publish. */
+  maxBatchMessages: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -16,9 +22,21 @@ export const DEFAULTS: RelayConfig = {
   keepaliveSeconds: 15,
   sseBufferBytes: 1 << 20,
   allowAnonymous: false,
+  maxChannelsPerConnection: 100,
+  maxPollersPerChannel: 1000,
+  maxBatchMessages: 100,
 };
 
-type SettingName = "MAX_MESSAGE_BYTES" | "HISTORY_LIMIT" | "HISTORY_TTL_SECONDS" | "KEEPALIVE_SECONDS" | "SSE_BUFFER_BYTES" | "ALLOW_ANONYMOUS";
+type SettingName =
+  | "MAX_MESSAGE_BYTES"
+  | "HISTORY_LIMIT"
+  | "HISTORY_TTL_SECONDS"
+  | "KEEPALIVE_SECONDS"
+  | "SSE_BUFFER_BYTES"
+  | "ALLOW_ANONYMOUS"
+  | "MAX_CHANNELS_PER_CONNECTION"
+  | "MAX_POLLERS_PER_CHANNEL"
+  | "MAX_BATCH_MESSAGES";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -33,6 +51,9 @@ export function readConfig(vars: Vars): RelayConfig {
     keepaliveSeconds: positiveInt(vars, "KEEPALIVE_SECONDS", DEFAULTS.keepaliveSeconds),
     sseBufferBytes: positiveInt(vars, "SSE_BUFFER_BYTES", DEFAULTS.sseBufferBytes),
     allowAnonymous: flag(vars, "ALLOW_ANONYMOUS", DEFAULTS.allowAnonymous),
+    maxChannelsPerConnection: positiveInt(vars, "MAX_CHANNELS_PER_CONNECTION", DEFAULTS.maxChannelsPerConnection),
+    maxPollersPerChannel: positiveInt(vars, "MAX_POLLERS_PER_CHANNEL", DEFAULTS.maxPollersPerChannel),
+    maxBatchMessages: positiveInt(vars, "MAX_BATCH_MESSAGES", DEFAULTS.maxBatchMessages),
   };
 }
 

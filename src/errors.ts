@@ -21,6 +21,17 @@ export class RelayError extends Error {
     this.status = ErrorStatus[code];
   }
 
+  /** Rebuilds the error a room answered with (rooms speak the same JSON errors). */
+  static async fromResponse(response: Response): Promise<RelayError> {
+    const body = (await response.json().catch(() => undefined)) as { error?: Partial<ErrorBody> } | undefined;
+    const code = body?.error?.code;
+    if (code === undefined || !Object.hasOwn(ErrorStatus, code)) {
+      return new RelayError("internal", "The channel could not be reached; try again.");
+    }
+    const retryAfter = response.headers.get("Retry-After");
+    return new RelayError(code, body?.error?.message ?? code, retryAfter ? { headers: { "Retry-After": retryAfter } } : {});
+  }
+
   toResponse(): Response {
     const body: ErrorBody = { code: this.code, message: this.message, ...this.options.details };
     return Response.json({ error: body }, { status: this.status, headers: this.options.headers });

@@ -1,5 +1,50 @@
+import { WorkerEntrypoint } from "cloudflare:workers";
 import { createApp } from "./app";
+import { readConfig } from "./config";
+import { type PublishReceipt, publishMessage } from "./publish";
+import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./routes/params";
 
 export { Room } from "./room/room";
 
-export default createApp() satisfies ExportedHandler<Env>;
+const app = createApp();
+
+export interface RpcPublishOptions {
+  event?: string;
+  idempotencyKey?: string;
+}
+
+/**
+ * The relay Worker: HTTP for everyone, and typed RPC for other Workers of the same account
+ * through a service binding, with no HTTP in between.
+ *
+ * @example
+ * // wrangler.toml of the calling Worker: services = [{ binding = "RELAY", service = "edge-relay" }]
+ * const id = await env.RELAY.publish("news", JSON.stringify({ headline }), { event: "update" });
+ */
+export default class Relay extends WorkerEntrypoint<Env> {
+  override fetch(request: Request): Response | Promise<Response> {
+    return app.fetch(request, this.env, this.ctx);
+  }
+
+  /**
+   * Publishes one message and returns its id once it is stored. Service bindings are trusted:
+   * no token is asked. Bad input throws an Error whose message starts with API.md's error code.
+   */
+  async publish(channel: string, data: string | ArrayBuffer | Uint8Array, options: RpcPublishOptions = {}): Promise<string> {
+    const config = readConfig(this.env);
+    const body = typeof data === "string" ? data : data instanceof Uint8Array ? data : new Uint8Array(data);
+    try {
+      const receipt: PublishReceipt = await publishMessage(this.env, config, {
+        channel: requireChannel(channel),
+        body,
+        event: optionalEvent(options.event),
+        idempotencyKey: optionalIdempotencyKey(options.idempotencyKey),
+      });
+      return receipt.id;
+    } catch (error) {
+      // RPC carries an Error's message, not its fields: put the code where a caller can read it.
+      if (error instanceof Error && "code" in error) throw new Error(`${String(error.code)}: ${error.message}`);
+      throw error;
+    }
+  }
+}

@@ -6,6 +6,8 @@ export type Action = "publish" | "subscribe";
 /** What a request may do on a channel, decided once at the edge and carried into the room. */
 export interface Grant {
   canPublish: boolean;
+  /** Who the client is (a token's `sub`), when it said so. */
+  subject?: string;
 }
 
 /**

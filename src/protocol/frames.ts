@@ -1,7 +1,8 @@
 import type { Envelope } from "./envelope";
 import type { ErrorBody, ErrorCode } from "./errors";
 import type { MessageId } from "./ids";
-import { isEventName } from "./names";
+import { parseSeq } from "./ids";
+import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName } from "./names";
 
 /** Frames the relay sends on a WebSocket, one JSON object per text frame. */
 export const ServerFrameType = {
@@ -10,6 +11,10 @@ export const ServerFrameType = {
   Gap: "gap",
   Ack: "ack",
   Error: "error",
+  Unsubscribed: "unsubscribed",
+  Join: "join",
+  Leave: "leave",
+  Pong: "pong",
 } as const;
 
 export interface SubscribedFrame {
@@ -38,21 +43,61 @@ export interface ErrorFrame {
   error: ErrorBody;
 }
 
-export type ServerFrame = SubscribedFrame | Envelope | GapFrame | AckFrame | ErrorFrame;
+export interface UnsubscribedFrame {
+  type: typeof ServerFrameType.Unsubscribed;
+  channel: string;
+}
+
+/** A presence member: who, over which transport, connected since when (ms since the epoch). */
+export interface PresenceMember {
+  id: string;
+  transport: "ws" | "sse";
+  since: number;
+}
+
+/** Someone joined or left a channel; sent to subscribers that asked for presence. */
+export interface PresenceFrame {
+  type: typeof ServerFrameType.Join | typeof ServerFrameType.Leave;
+  channel: string;
+  subscriber: PresenceMember;
+}
+
+export type ServerFrame = SubscribedFrame | UnsubscribedFrame | Envelope | GapFrame | AckFrame | ErrorFrame | PresenceFrame;
 
 /** Frames a client sends. */
 export const ClientFrameType = {
   Publish: "publish",
+  Subscribe: "subscribe",
+  Unsubscribe: "unsubscribe",
 } as const;
 
 export interface PublishFrame {
   type: typeof ClientFrameType.Publish;
+  /** Required on a multi-channel socket; a channel's own socket publishes to its channel. */
+  channel?: string;
   data: string;
   event?: string;
   ref?: string;
 }
 
-export type ClientFrame = PublishFrame;
+/** Multi-channel sockets only. */
+export interface SubscribeFrame {
+  type: typeof ClientFrameType.Subscribe;
+  channel: string;
+  /** Resume after this id. */
+  since?: number;
+  /** Also receive join and leave frames. */
+  presence?: boolean;
+  ref?: string;
+}
+
+export interface UnsubscribeFrame {
+  type: typeof ClientFrameType.Unsubscribe;
+  channel: string;
+  ref?: string;
+}
+
+export type ClientFrame = PublishFrame | SubscribeFrame | UnsubscribeFrame;
 
 /** The exact texts of the keep-alive exchange, answered even while a room hibernates. */
 export const PING_FRAME = '{"type":"ping"}';
@@ -94,23 +139,50 @@ export function parseClientFrame(raw: string | ArrayBuffer, options: ParseOption
   switch (value.type) {
     case ClientFrameType.Publish:
       return parsePublish(value, ref, options);
+    case ClientFrameType.Subscribe:
+      return parseSubscribe(value, ref);
+    case ClientFrameType.Unsubscribe:
+      return parseUnsubscribe(value, ref);
     default:
       return invalid("invalid_frame", `Unknown frame type; expected one of: ${Object.values(ClientFrameType).join(", ")}.`, ref);
   }
 }
 
 function parsePublish(value: Record<string, unknown>, ref: string | undefined, { maxDataBytes }: ParseOptions): ParseResult {
-  const { data, event } = value;
+  const { data, event, channel } = value;
+  if (channel !== undefined && (typeof channel !== "string" || !isChannelName(channel))) return invalid("invalid_channel", CHANNEL_NAME_RULE, ref);
   if (typeof data !== "string") return invalid("invalid_frame", 'A publish frame needs "data" as a string.', ref);
   if (event !== undefined && (typeof event !== "string" || !isEventName(event))) {
-    return invalid("invalid_event", 'An event name is 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".', ref);
+    return invalid("invalid_event", EVENT_NAME_RULE, ref);
   }
   // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
   if (data.length * 3 > maxDataBytes && encoder.encode(data).byteLength > maxDataBytes) {
     return invalid("message_too_large", `"data" is larger than ${maxDataBytes} bytes.`, ref);
   }
   const frame: PublishFrame = { type: ClientFrameType.Publish, data };
+  if (channel !== undefined) frame.channel = channel;
   if (event !== undefined) frame.event = event;
+  if (ref !== undefined) frame.ref = ref;
+  return { ok: true, frame };
+}
+
+function parseSubscribe(value: Record<string, unknown>, ref: string | undefined): ParseResult {
+  const { channel, since, presence } = value;
+  if (typeof channel !== "string" || !isChannelName(channel)) return invalid("invalid_channel", CHANNEL_NAME_RULE, ref);
+  const seq = typeof since === "string" ? parseSeq(since) : undefined;
+  if (since !== undefined && seq === undefined) return invalid("invalid_request", '"since" must be a message id as a string, like "5".', ref);
+  if (presence !== undefined && typeof presence !== "boolean") return invalid("invalid_request", '"presence" must be true or false.', ref);
+  const frame: SubscribeFrame = { type: ClientFrameType.Subscribe, channel };
+  if (seq !== undefined) frame.since = seq;
+  if (presence === true) frame.presence = true;
+  if (ref !== undefined) frame.ref = ref;
+  return { ok: true, frame };
+}
+
+function parseUnsubscribe(value: Record<string, unknown>, ref: string | undefined): ParseResult {
+  const { channel } = value;
+  if (typeof channel !== "string" || !isChannelName(channel)) return invalid("invalid_channel", CHANNEL_NAME_RULE, ref);
+  const frame: UnsubscribeFrame = { type: ClientFrameType.Unsubscribe, channel };
   if (ref !== undefined) frame.ref = ref;
   return { ok: true, frame };
 }

@@ -7,6 +7,10 @@ const RESERVED_EVENT_PREFIX = "relay.";
 
 export const DEFAULT_EVENT = "message";
 
+/** The rules above as sentences for error messages. */
+export const CHANNEL_NAME_RULE = "Channel names are 1–128 characters of A–Z a–z 0–9 . _ - : ~ @ and start with a letter or digit.";
+export const EVENT_NAME_RULE = 'Event names are 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".';
+
 /**
  * @example isChannelName("chat.room-1") // true
  * @example isChannelName("a/b")         // false

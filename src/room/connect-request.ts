@@ -1,26 +1,44 @@
-import { isChannelName } from "../protocol/names";
 import { parseSeq } from "../protocol/ids";
-import { isSubscriberKind, type SubscriberKind } from "./subscriber-formats";
+import { isChannelName } from "../protocol/names";
+import { type FormatName, isFormatName } from "./subscriber-formats";
+
+/** How a subscriber reaches the relay; channel info and presence count by it. */
+export type Transport = "ws" | "sse" | "poll";
+
+const TRANSPORTS: readonly string[] = ["ws", "sse", "poll"] satisfies Transport[];
 
 /** What the Worker tells a room when it hands it a subscriber socket. */
 export interface ConnectParams {
   channel: string;
-  kind: SubscriberKind;
+  format: FormatName;
+  transport: Transport;
+  /** Who this is in presence lists: the token's `sub`, else a connection id. */
+  clientId: string;
   /** Replay retained messages after this id before going live. */
   since?: number;
-  canPublish: boolean;
+  /** The socket is the client's own, so the room answers its frames (publish, errors). */
+  clientFrames?: boolean;
+  canPublish?: boolean;
+  /** Also send this subscriber join and leave events. */
+  presence?: boolean;
 }
 
 // Rooms are reachable only through the Worker's stubs, so this URL never comes from a client.
 const ROOM_ORIGIN = "https://room.internal";
+const MAX_CLIENT_ID = 256;
 
 /** The WebSocket upgrade request the Worker sends to a room with `stub.fetch()`. */
 export function connectRequest(params: ConnectParams): Request {
   const url = new URL("/connect", ROOM_ORIGIN);
-  url.searchParams.set("channel", params.channel);
-  url.searchParams.set("kind", params.kind);
-  if (params.since !== undefined) url.searchParams.set("since", String(params.since));
-  if (params.canPublish) url.searchParams.set("publish", "1");
+  const query = url.searchParams;
+  query.set("channel", params.channel);
+  query.set("format", params.format);
+  query.set("transport", params.transport);
+  query.set("client", params.clientId);
+  if (params.since !== undefined) query.set("since", String(params.since));
+  if (params.clientFrames) query.set("frames", "1");
+  if (params.canPublish) query.set("publish", "1");
+  if (params.presence) query.set("presence", "1");
   return new Request(url, { headers: { Upgrade: "websocket" } });
 }
 
@@ -28,11 +46,24 @@ export function connectRequest(params: ConnectParams): Request {
 export function readConnectRequest(request: Request): ConnectParams | undefined {
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return undefined;
   const url = new URL(request.url);
-  const channel = url.searchParams.get("channel");
-  const kind = url.searchParams.get("kind");
-  const sinceParam = url.searchParams.get("since");
+  const query = url.searchParams;
+  const channel = query.get("channel");
+  const format = query.get("format");
+  const transport = query.get("transport");
+  const clientId = query.get("client");
+  const sinceParam = query.get("since");
   const since = sinceParam === null ? undefined : parseSeq(sinceParam);
-  if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isSubscriberKind(kind)) return undefined;
+  if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isFormatName(format)) return undefined;
+  if (transport === null || !TRANSPORTS.includes(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
   if (sinceParam !== null && since === undefined) return undefined;
-  return { channel, kind, since, canPublish: url.searchParams.get("publish") === "1" };
+  return {
+    channel,
+    format,
+    transport: transport as Transport,
+    clientId,
+    since,
+    clientFrames: query.get("frames") === "1",
+    canPublish: query.get("publish") === "1",
+    presence: query.get("presence") === "1",
+  };
 }

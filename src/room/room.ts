@@ -1,14 +1,26 @@
 import { DurableObject } from "cloudflare:workers";
 import { type RelayConfig, readConfig } from "../config";
+import { RelayError } from "../errors";
+import { closeQuietly } from "../sockets";
 import { CloseCode } from "../protocol/close-codes";
-import { type EncodedData, type Envelope } from "../protocol/envelope";
+import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
-import { type ServerFrame, PING_FRAME, PONG_FRAME, parseClientFrame, ServerFrameType } from "../protocol/frames";
+import {
+  ClientFrameType,
+  type GapFrame,
+  PING_FRAME,
+  PONG_FRAME,
+  type PresenceFrame,
+  type PresenceMember,
+  parseClientFrame,
+  type ServerFrame,
+  ServerFrameType,
+} from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import { DEFAULT_EVENT } from "../protocol/names";
-import { readConnectRequest } from "./connect-request";
+import { type ConnectParams, readConnectRequest, type Transport } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
-import { gapFrame, SUBSCRIBER_KINDS, type SubscriberFormat, type SubscriberKind, subscriberFormats } from "./subscriber-formats";
+import { FORMAT_NAMES, type FormatName, type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
 export interface PublishInput extends EncodedData {
   event: string;
@@ -27,23 +39,50 @@ export interface HistoryPage {
   oldestId: MessageId | null;
 }
 
+export type SubscriberCounts = Record<Transport, number>;
+
 export interface ChannelInfo {
   channel: string;
   lastId: MessageId;
   oldestId: MessageId | null;
-  subscribers: Record<SubscriberKind | "poll", number>;
+  subscribers: SubscriberCounts;
+}
+
+export interface PresenceList {
+  channel: string;
+  subscribers: PresenceMember[];
+  counts: SubscriberCounts;
 }
 
 /** Per-socket state that survives hibernation. */
 interface SocketAttachment {
-  kind: SubscriberKind;
+  clientId: string;
+  transport: Transport;
+  joinedAt: number;
+  clientFrames: boolean;
   canPublish: boolean;
+  /** Set once its leave was announced, so a close and an error announce it once. */
+  left?: true;
+}
+
+/** Hibernation tags: a socket is found by its format, its transport, and whether it wants presence. */
+const Tag = {
+  format: (format: FormatName) => format,
+  transport: (transport: Transport) => `t:${transport}`,
+  presence: (format: FormatName) => `presence:${format}`,
+};
+
+const TRANSPORTS: Transport[] = ["ws", "sse", "poll"];
+
+/** Long-pollers come and go with each request; presence lists the connections that stay. */
+function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
+  return transport !== "poll";
 }
 
 /**
  * One channel: its sequence counter, retained history and live subscribers.
- * Subscribers are hibernatable WebSockets tagged with their kind, so an idle channel costs
- * nothing; SSE subscribers reach the room the same way, through a socket held by the Worker.
+ * Every subscriber is a hibernatable WebSocket, so an idle channel costs nothing: a client's own
+ * WebSocket, or an internal socket the Worker holds for SSE, multi-channel and long-poll clients.
  */
 export class Room extends DurableObject<Env> {
   readonly #config: RelayConfig;
@@ -78,9 +117,17 @@ export class Room extends DurableObject<Env> {
 
   async info(channel: string): Promise<ChannelInfo> {
     this.#bind(channel);
-    const subscribers = { ws: 0, sse: 0, poll: 0 };
-    for (const kind of SUBSCRIBER_KINDS) subscribers[kind] = this.ctx.getWebSockets(kind).length;
-    return { channel, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(this.#notBefore()), subscribers };
+    return { channel, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(this.#notBefore()), subscribers: this.#counts() };
+  }
+
+  async presence(channel: string): Promise<PresenceList> {
+    this.#bind(channel);
+    const subscribers: PresenceMember[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const member = memberOf(ws);
+      if (member) subscribers.push(member);
+    }
+    return { channel, subscribers, counts: this.#counts() };
   }
 
   /**
@@ -89,39 +136,51 @@ export class Room extends DurableObject<Env> {
    */
   override async fetch(request: Request): Promise<Response> {
     const params = readConnectRequest(request);
-    if (!params) return new Response("expected a connect request from the relay Worker", { status: 400 });
+    if (!params) return new RelayError("invalid_request", "Expected a connect request from the relay Worker.").toResponse();
     this.#bind(params.channel);
+    if (params.transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
+      return new RelayError("rate_limited", `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls; retry shortly.`, {
+        headers: { "Retry-After": "1" },
+      }).toResponse();
+    }
 
     const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server, [params.kind]);
-    server.serializeAttachment({ kind: params.kind, canPublish: params.canPublish } satisfies SocketAttachment);
-
-    const format = subscriberFormats[params.kind];
-    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(this.#store.lastSeq) });
+    this.#accept(server, params);
+    const format = subscriberFormats[params.format];
+    const lastSeq = this.#store.lastSeq;
+    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
     if (greeting !== undefined) server.send(greeting);
     if (params.since !== undefined) this.#replay(server, format, params.since);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { kind, canPublish } = ws.deserializeAttachment() as SocketAttachment;
-    if (kind !== "ws") return;
+    const { clientFrames, canPublish } = attachmentOf(ws);
+    if (!clientFrames) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes });
     if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
-    const { data, event = DEFAULT_EVENT, ref } = parsed.frame;
-    if (!canPublish) {
-      return this.#sendFrame(ws, errorFrame(ref, { code: "forbidden", message: "This connection may not publish to the channel." }));
+    const frame = parsed.frame;
+    if (frame.type !== ClientFrameType.Publish) {
+      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` }));
     }
-    const result = this.#publish({ data, event });
-    if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref, id: result.message.id });
+    if (frame.channel !== undefined && frame.channel !== this.#channel) {
+      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }));
+    }
+    if (!canPublish) {
+      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "forbidden", message: "This connection may not publish to the channel." }));
+    }
+    const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
+    if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#leave(ws);
     closeQuietly(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#leave(ws);
     closeQuietly(ws, CloseCode.InternalError, "socket error");
   }
 
@@ -145,17 +204,47 @@ export class Room extends DurableObject<Env> {
     }
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
     const message = this.#envelope(stored);
-    this.#broadcast(message);
+    this.#broadcast(Tag.format, (format) => format.message(message));
     if (this.#alarmAt === null) this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
 
-  #broadcast(message: Envelope): void {
-    for (const kind of SUBSCRIBER_KINDS) {
-      const sockets = this.ctx.getWebSockets(kind);
+  #accept(ws: WebSocket, params: ConnectParams): void {
+    const tags = [Tag.format(params.format), Tag.transport(params.transport)];
+    if (params.presence) tags.push(Tag.presence(params.format));
+    const attachment: SocketAttachment = {
+      clientId: params.clientId,
+      transport: params.transport,
+      joinedAt: Date.now(),
+      clientFrames: params.clientFrames ?? false,
+      canPublish: params.canPublish ?? false,
+    };
+    // Announced before the newcomer is accepted, so it is not told of itself.
+    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, attachment);
+    this.ctx.acceptWebSocket(ws, tags);
+    ws.serializeAttachment(attachment);
+  }
+
+  #leave(ws: WebSocket): void {
+    const attachment = attachmentOf(ws);
+    if (attachment.left) return;
+    ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
+    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, attachment, ws);
+  }
+
+  #announce(type: PresenceFrame["type"], attachment: SocketAttachment, except?: WebSocket): void {
+    const subscriber = { id: attachment.clientId, transport: attachment.transport, since: attachment.joinedAt } as PresenceMember;
+    const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
+    this.#broadcast(Tag.presence, (format) => format.presence(frame), except);
+  }
+
+  /** Sends to every socket with the format's tag, encoding once per format that has sockets. */
+  #broadcast(tagOf: (format: FormatName) => string, encode: (format: SubscriberFormat) => string, except?: WebSocket): void {
+    for (const name of FORMAT_NAMES) {
+      const sockets = this.ctx.getWebSockets(tagOf(name));
       if (sockets.length === 0) continue;
-      const text = subscriberFormats[kind].message(message);
-      for (const ws of sockets) sendOrClose(ws, text);
+      const text = encode(subscriberFormats[name]);
+      for (const ws of sockets) if (ws !== except) sendOrClose(ws, text);
     }
   }
 
@@ -166,11 +255,18 @@ export class Room extends DurableObject<Env> {
     const notBefore = this.#notBefore();
     const oldest = this.#store.oldestSeq(notBefore);
     if (oldest === null || oldest > since + 1) {
-      ws.send(format.gap(gapFrame(this.#channelName(), formatId(since), formatId(oldest ?? lastSeq + 1))));
+      const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
+      ws.send(format.gap(gap));
     }
     for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
       ws.send(format.message(this.#envelope(stored)));
     }
+  }
+
+  #counts(): SubscriberCounts {
+    const counts = { ws: 0, sse: 0, poll: 0 };
+    for (const transport of TRANSPORTS) counts[transport] = this.ctx.getWebSockets(Tag.transport(transport)).length;
+    return counts;
   }
 
   #sendFrame(ws: WebSocket, frame: ServerFrame): void {
@@ -210,6 +306,16 @@ export class Room extends DurableObject<Env> {
   }
 }
 
+function attachmentOf(ws: WebSocket): SocketAttachment {
+  return ws.deserializeAttachment() as SocketAttachment;
+}
+
+function memberOf(ws: WebSocket): PresenceMember | undefined {
+  const { clientId, transport, joinedAt, left } = attachmentOf(ws);
+  if (left || !isPresenceMember(transport) || ws.readyState !== WebSocket.OPEN) return undefined;
+  return { id: clientId, transport, since: joinedAt };
+}
+
 function errorFrame(ref: string | undefined, error: ErrorBody): ServerFrame {
   return ref === undefined ? { type: ServerFrameType.Error, error } : { type: ServerFrameType.Error, ref, error };
 }
@@ -220,13 +326,5 @@ function sendOrClose(ws: WebSocket, text: string): void {
     ws.send(text);
   } catch {
     closeQuietly(ws, CloseCode.InternalError, "send failed");
-  }
-}
-
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason);
-  } catch {
-    // Already closed.
   }
 }

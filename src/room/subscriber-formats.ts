@@ -1,25 +1,28 @@
 import type { Envelope } from "../protocol/envelope";
-import { type GapFrame, ServerFrameType, type SubscribedFrame } from "../protocol/frames";
+import type { GapFrame, PresenceFrame, SubscribedFrame } from "../protocol/frames";
 import { encodeSSE } from "../protocol/sse";
 
 /** How the relay's own SSE events are named; `relay.` is reserved for them. */
-export const RelayEvent = { Gap: "relay.gap" } as const;
+export const RelayEvent = { Gap: "relay.gap", Join: "relay.join", Leave: "relay.leave" } as const;
 
 /**
  * What a room sends to one kind of subscriber socket. The room encodes each broadcast once per
  * format, not once per subscriber, and never asks which transport a socket serves beyond this.
  */
 export interface SubscriberFormat {
-  subscribed(frame: SubscribedFrame): string | undefined;
+  /** The greeting; `position` is where delivery starts (the resume id, else the last id). */
+  subscribed(frame: SubscribedFrame, position: number): string | undefined;
   message(envelope: Envelope): string;
   gap(frame: GapFrame): string;
+  presence(frame: PresenceFrame): string;
 }
 
-/** A client's own WebSocket: API.md's JSON frames. */
+/** API.md's JSON frames: a client's own WebSocket, and the Worker's multi-channel and long-poll sockets. */
 const json: SubscriberFormat = {
   subscribed: (frame) => JSON.stringify(frame),
   message: (envelope) => JSON.stringify(envelope),
   gap: (frame) => JSON.stringify(frame),
+  presence: (frame) => JSON.stringify(frame),
 };
 
 /**
@@ -27,22 +30,21 @@ const json: SubscriberFormat = {
  * writes through as it is.
  */
 const sse: SubscriberFormat = {
-  subscribed: () => undefined,
+  // An id with no data sets the browser's Last-Event-ID without firing an event, so a client that
+  // drops before its first message still resumes from where it started.
+  subscribed: (_frame, position) => encodeSSE({ id: String(position) }),
   message: ({ id, event, data }) => encodeSSE({ id, event, data }),
   gap: ({ channel, after, oldest }) => encodeSSE({ event: RelayEvent.Gap, data: JSON.stringify({ channel, after, oldest }) }),
+  presence: ({ type, channel, subscriber }) =>
+    encodeSSE({ event: type === "join" ? RelayEvent.Join : RelayEvent.Leave, data: JSON.stringify({ channel, subscriber }) }),
 };
 
-export const subscriberFormats = { ws: json, sse } as const;
+export const subscriberFormats = { json, sse } as const;
 
-/** The kinds of subscriber sockets a room holds, used as hibernation tags. */
-export type SubscriberKind = keyof typeof subscriberFormats;
+export type FormatName = keyof typeof subscriberFormats;
 
-export const SUBSCRIBER_KINDS = Object.keys(subscriberFormats) as SubscriberKind[];
+export const FORMAT_NAMES = Object.keys(subscriberFormats) as FormatName[];
 
-export function isSubscriberKind(value: string | null): value is SubscriberKind {
+export function isFormatName(value: string | null): value is FormatName {
   return value !== null && Object.hasOwn(subscriberFormats, value);
-}
-
-export function gapFrame(channel: string, after: string, oldest: string): GapFrame {
-  return { type: ServerFrameType.Gap, channel, after, oldest };
 }

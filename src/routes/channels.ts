@@ -1,20 +1,30 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { authorize } from "../auth/policy";
-import { RelayError } from "../errors";
-import { encodeData } from "../protocol/envelope";
-import { DEFAULT_EVENT } from "../protocol/names";
+import { messageTooLarge, publishMessage } from "../publish";
 import { connectRequest } from "../room/connect-request";
-import { sseResponse } from "../sse/sse-response";
-import { channelParam, countQuery, cursor, eventQuery, idempotencyKeyHeader, ifMatchHeader, invalidChannel, readBody, resumeCursor } from "./params";
+import { openRoomSocket, roomOf } from "../rooms";
+import { closeQuietly } from "../sockets";
+import { SSEStream } from "../sse/sse-stream";
+import { longPoll } from "../subscribers/long-poll";
+import {
+  channelParam,
+  countQuery,
+  cursor,
+  ifMatchHeader,
+  invalidChannel,
+  optionalEvent,
+  optionalIdempotencyKey,
+  readBody,
+  requireUpgrade,
+  resumeCursor,
+} from "./params";
 import { resource } from "./resource";
 
 const HISTORY_DEFAULT_LIMIT = 100;
 const HISTORY_MAX_LIMIT = 1000;
-
-function roomOf(env: Env, channel: string) {
-  return env.ROOMS.get(env.ROOMS.idFromName(channel));
-}
+const POLL_DEFAULT_SECONDS = 25;
+const POLL_MAX_SECONDS = 60;
 
 /** `/v1/channels/{channel}/…`: validate, authorize, hand over to the channel's room. */
 export const channels = new Hono<AppEnv>();
@@ -24,19 +34,11 @@ resource(channels, "/:channel/messages", {
     const config = c.get("config");
     const channel = channelParam(c);
     authorize(config, channel, "publish");
-    const event = eventQuery(c) ?? DEFAULT_EVENT;
-    const idempotencyKey = idempotencyKeyHeader(c);
+    const event = optionalEvent(c.req.query("event"));
+    const idempotencyKey = optionalIdempotencyKey(c.req.header("Idempotency-Key"));
     const ifMatch = ifMatchHeader(c);
-    const body = await readBody(c.req.raw, config.maxMessageBytes);
-
-    const result = await roomOf(c.env, channel).publish(channel, { ...encodeData(body), event, idempotencyKey, ifMatch });
-    if (result.status === "conflict") {
-      throw new RelayError("precondition_failed", `The channel's last id is ${result.lastId}, not the one in If-Match.`, {
-        details: { lastId: result.lastId },
-      });
-    }
-    const { id, ts } = result.message;
-    return c.json({ id, channel, event: result.message.event, ts }, 201);
+    const body = await readBody(c.req.raw, config.maxMessageBytes, () => messageTooLarge(config));
+    return c.json(await publishMessage(c.env, config, { channel, body, event, idempotencyKey, ifMatch }), 201);
   },
 
   GET: async (c) => {
@@ -52,24 +54,66 @@ resource(channels, "/:channel/events", {
   GET: async (c) => {
     const config = c.get("config");
     const channel = channelParam(c);
-    authorize(config, channel, "subscribe");
+    const grant = authorize(config, channel, "subscribe");
     const since = resumeCursor(c);
-    const response = await roomOf(c.env, channel).fetch(connectRequest({ channel, kind: "sse", since, canPublish: false }));
-    if (!response.webSocket) throw new Error(`room refused an SSE subscriber: ${response.status}`);
-    return sseResponse(response.webSocket, { keepaliveSeconds: config.keepaliveSeconds, bufferBytes: config.sseBufferBytes });
+    let room: WebSocket | undefined;
+    const stream = new SSEStream({
+      keepaliveSeconds: config.keepaliveSeconds,
+      bufferBytes: config.sseBufferBytes,
+      onEnd: () => room && closeQuietly(room, 1000, "subscriber left"),
+    });
+    try {
+      // The room sends finished SSE text; the Worker passes it through untouched.
+      room = await openRoomSocket(
+        c.env,
+        { channel, format: "sse", transport: "sse", clientId: grant.subject ?? crypto.randomUUID(), since, presence: c.req.query("presence") === "1" },
+        { message: (text) => stream.write(text), close: () => stream.end() },
+      );
+    } catch (error) {
+      stream.end();
+      throw error;
+    }
+    return stream.response;
   },
 });
 
 resource(channels, "/:channel/ws", {
   GET: async (c) => {
     const channel = channelParam(c);
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-      throw new RelayError("upgrade_required", "This endpoint speaks WebSocket: connect with a WebSocket client (Upgrade: websocket).");
-    }
-    const { canPublish } = authorize(c.get("config"), channel, "subscribe");
+    requireUpgrade(c.req.header("Upgrade"));
+    const grant = authorize(c.get("config"), channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
-    // The room accepts the socket itself (hibernation); the Worker only passes the 101 through.
-    return roomOf(c.env, channel).fetch(connectRequest({ channel, kind: "ws", since, canPublish }));
+    // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
+    return roomOf(c.env, channel).fetch(
+      connectRequest({
+        channel,
+        format: "json",
+        transport: "ws",
+        clientId: grant.subject ?? crypto.randomUUID(),
+        since,
+        clientFrames: true,
+        canPublish: grant.canPublish,
+        presence: c.req.query("presence") === "1",
+      }),
+    );
+  },
+});
+
+resource(channels, "/:channel/poll", {
+  GET: async (c) => {
+    const channel = channelParam(c);
+    const grant = authorize(c.get("config"), channel, "subscribe");
+    const since = cursor("since", c.req.query("since"));
+    const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
+    return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: grant.subject ?? crypto.randomUUID() }));
+  },
+});
+
+resource(channels, "/:channel/presence", {
+  GET: async (c) => {
+    const channel = channelParam(c);
+    authorize(c.get("config"), channel, "subscribe");
+    return c.json(await roomOf(c.env, channel).presence(channel));
   },
 });
 
@@ -83,7 +127,7 @@ resource(channels, "/:channel", {
 
 // A channel name holding a slash ("a/b") or nothing at all splits the path differently;
 // name the real problem instead of answering 404.
-const CHANNEL_RESOURCE = /^\/v1\/channels\/(.*\/)?(messages|events|ws|poll)$/;
+const CHANNEL_RESOURCE = /^\/v1\/channels\/(.*\/)?(messages|events|ws|poll|presence)$/;
 channels.all("/*", (c, next) => {
   if (CHANNEL_RESOURCE.test(new URL(c.req.url).pathname)) throw invalidChannel();
   return next();

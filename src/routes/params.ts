@@ -1,37 +1,37 @@
 import type { Context } from "hono";
 import { RelayError } from "../errors";
 import { parseSeq } from "../protocol/ids";
-import { isChannelName, isEventName, isIdempotencyKey } from "../protocol/names";
+import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName, isIdempotencyKey } from "../protocol/names";
 
 /** The `{channel}` path segment, percent-decoded and validated. */
 export function channelParam(c: Context): string {
-  const channel = c.req.param("channel") ?? "";
-  if (!isChannelName(channel)) throw invalidChannel();
-  return channel;
+  return requireChannel(c.req.param("channel"));
+}
+
+/** A channel name from anywhere (path, query, JSON); throws `invalid_channel` unless valid. */
+export function requireChannel(value: unknown): string {
+  if (typeof value !== "string" || !isChannelName(value)) throw invalidChannel();
+  return value;
 }
 
 export function invalidChannel(): RelayError {
-  return new RelayError(
-    "invalid_channel",
-    "Channel names are 1–128 characters of A–Z a–z 0–9 . _ - : ~ @ and start with a letter or digit.",
-  );
+  return new RelayError("invalid_channel", CHANNEL_NAME_RULE);
 }
 
-/** The `event` query of a publish; `undefined` when absent (an empty value is invalid). */
-export function eventQuery(c: Context): string | undefined {
-  const event = c.req.query("event");
-  if (event === undefined) return undefined;
-  if (!isEventName(event)) {
-    throw new RelayError("invalid_event", 'Event names are 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".');
+/** An optional event name from anywhere; `undefined` when absent (an empty one is invalid). */
+export function optionalEvent(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !isEventName(value)) throw new RelayError("invalid_event", EVENT_NAME_RULE);
+  return value;
+}
+
+/** An optional Idempotency-Key from anywhere. */
+export function optionalIdempotencyKey(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !isIdempotencyKey(value)) {
+    throw new RelayError("invalid_idempotency_key", "Idempotency-Key must be 1–128 printable ASCII characters.");
   }
-  return event;
-}
-
-export function idempotencyKeyHeader(c: Context): string | undefined {
-  const key = c.req.header("Idempotency-Key");
-  if (key === undefined) return undefined;
-  if (!isIdempotencyKey(key)) throw new RelayError("invalid_idempotency_key", "Idempotency-Key must be 1–128 printable ASCII characters.");
-  return key;
+  return value;
 }
 
 /** `If-Match: "17"`: the last id the publisher expects the channel to have. */
@@ -41,6 +41,13 @@ export function ifMatchHeader(c: Context): number | undefined {
   const seq = parseSeq(value.trim().replace(/^"(.*)"$/, "$1"));
   if (seq === undefined) throw new RelayError("invalid_request", 'If-Match must be a message id in quotes, like "17" ("0" for an empty channel).');
   return seq;
+}
+
+/** WebSocket routes answer a plain request with 426. */
+export function requireUpgrade(upgrade: string | undefined): void {
+  if (upgrade?.toLowerCase() !== "websocket") {
+    throw new RelayError("upgrade_required", "This endpoint speaks WebSocket: connect with a WebSocket client (Upgrade: websocket).");
+  }
 }
 
 /** A message id given as a cursor (`since`, `Last-Event-ID`). */
@@ -66,9 +73,8 @@ export function countQuery(c: Context, name: string, fallback: number, max: numb
   return Math.min(Number(value), max);
 }
 
-/** Reads a request body of at most `maxBytes`, answering 413 as soon as it is known to be larger. */
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new RelayError("message_too_large", `The message is larger than ${maxBytes} bytes (MAX_MESSAGE_BYTES).`);
+/** Reads a request body of at most `maxBytes`, throwing `tooLarge()` as soon as it is known to be larger. */
+export async function readBody(request: Request, maxBytes: number, tooLarge: () => RelayError): Promise<Uint8Array> {
   const declared = Number(request.headers.get("Content-Length") ?? Number.NaN);
   if (declared > maxBytes) throw tooLarge();
   if (!request.body) return new Uint8Array();

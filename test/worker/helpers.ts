@@ -39,7 +39,7 @@ export async function history(channel: string, query = "since=0&limit=1000") {
 export async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-  const body = (await res.json()) as { error: { code: string; message: string } };
+  const body = (await res.json()) as { error: { code: string; message: string; [extra: string]: unknown } };
   expect(body.error.code).toBe(code);
   expect(body.error.message.length).toBeGreaterThan(10);
   return body.error;
@@ -143,9 +143,23 @@ export class SseReader {
     return this.#done;
   }
 
-  /** The `id:` of every event so far. */
+  /** The events so far, as a browser would dispatch them (blocks with data), with their fields. */
+  events(): Array<{ id?: string; event?: string; data: string }> {
+    const events = [];
+    for (const block of this.text.split("\n\n")) {
+      const fields = block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)] as const);
+      const data = fields.filter(([name]) => name === "data").map(([, value]) => value);
+      if (data.length === 0) continue;
+      const id = fields.find(([name]) => name === "id")?.[1];
+      const event = fields.find(([name]) => name === "event")?.[1];
+      events.push({ id, event, data: data.join("\n") });
+    }
+    return events;
+  }
+
+  /** The ids of the message events so far. */
   ids(): string[] {
-    return [...this.text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]!);
+    return this.events().flatMap((event) => (event.id === undefined ? [] : [event.id]));
   }
 
   async waitForText(needle: string): Promise<void> {

@@ -9,9 +9,21 @@ describe("SSE subscribers", () => {
     expect((await publish(channel, "line 1\r\nline 2\rline 3\n", { query: "event=update" })).status).toBe(201);
     await sse.waitForIds(2);
     expect(sse.text).toBe(
-      "retry: 3000\n\n" + "id: 1\nevent: message\ndata: hello\n\n" + "id: 2\nevent: update\ndata: line 1\ndata: line 2\ndata: line 3\ndata: \n\n",
+      "retry: 3000\n\n" + "id: 0\n\n" + "id: 1\nevent: message\ndata: hello\n\n" + "id: 2\nevent: update\ndata: line 1\ndata: line 2\ndata: line 3\ndata: \n\n",
     );
     await sse.cancel();
+  });
+
+  it("starts with the resume position as an id without an event, so a client that drops at once resumes", async () => {
+    const channel = randomChannel();
+    await publishOk(channel, "old");
+    const fresh = await SseReader.open(channel);
+    await fresh.waitForText("id: 1\n\n");
+    const resumed = await SseReader.open(channel, { query: "since=0" });
+    await resumed.waitForIds(1);
+    expect(resumed.text.startsWith("retry: 3000\n\nid: 0\n\nid: 1\nevent: message\ndata: old\n\n")).toBe(true);
+    await fresh.cancel();
+    await resumed.cancel();
   });
 
   it("sends keep-alive comments", async () => {
@@ -45,7 +57,7 @@ describe("SSE subscribers", () => {
     for (let i = 1; i <= 55; i++) await publishOk(channel, `m${i}`);
     const sse = await SseReader.open(channel, { query: "since=0" });
     await sse.waitForIds(50);
-    expect(sse.text.startsWith(`retry: 3000\n\nevent: relay.gap\ndata: {"channel":"${channel}","after":"0","oldest":"6"}\n\nid: 6\n`)).toBe(true);
+    expect(sse.text.startsWith(`retry: 3000\n\nid: 0\n\nevent: relay.gap\ndata: {"channel":"${channel}","after":"0","oldest":"6"}\n\nid: 6\n`)).toBe(true);
     await sse.cancel();
   });
 

@@ -1,0 +1,30 @@
+import { RelayError } from "./errors";
+import { type ConnectParams, connectRequest } from "./room/connect-request";
+
+/** The channel's room; `idFromName` makes every Worker in the world reach the same one. */
+export function roomOf(env: Env, channel: string) {
+  return env.ROOMS.get(env.ROOMS.idFromName(channel));
+}
+
+export interface RoomSocketHandlers {
+  message(text: string): void;
+  /** The room closed the socket, or it broke. */
+  close(): void;
+}
+
+/**
+ * Opens a subscriber socket on a channel's room: the one way SSE, multi-channel and long-poll
+ * subscribers reach a room. Handlers are attached before the socket is accepted, so nothing the
+ * room sends first (greeting, replay) is missed. A room's refusal (a limit) is thrown as the
+ * RelayError it answered with.
+ */
+export async function openRoomSocket(env: Env, params: ConnectParams, handlers: RoomSocketHandlers): Promise<WebSocket> {
+  const response = await roomOf(env, params.channel).fetch(connectRequest(params));
+  const socket = response.webSocket;
+  if (!socket) throw await RelayError.fromResponse(response);
+  socket.addEventListener("message", (event) => handlers.message(event.data as string));
+  socket.addEventListener("close", () => handlers.close());
+  socket.addEventListener("error", () => handlers.close());
+  socket.accept();
+  return socket;
+}

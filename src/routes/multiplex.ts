@@ -1,0 +1,56 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { authorize } from "../auth/policy";
+import { RelayError } from "../errors";
+import { type Cursor, parseCursor } from "../protocol/cursor";
+import { MultiplexSession } from "../subscribers/multiplex-ws";
+import { multiplexSSE } from "../subscribers/multiplex-sse";
+import { requireChannel, requireUpgrade } from "./params";
+import { resource } from "./resource";
+
+/** `/v1/ws` and `/v1/events`: one connection for many channels. */
+export const multiplex = new Hono<AppEnv>();
+
+resource(multiplex, "/ws", {
+  GET: (c) => {
+    requireUpgrade(c.req.header("Upgrade"));
+    const config = c.get("config");
+    const { 0: client, 1: server } = new WebSocketPair();
+    new MultiplexSession(server, {
+      env: c.env,
+      config,
+      authorize: (channel, action) => authorize(config, channel, action),
+      clientId: crypto.randomUUID(),
+    });
+    return new Response(null, { status: 101, webSocket: client });
+  },
+});
+
+resource(multiplex, "/events", {
+  GET: async (c) => {
+    const config = c.get("config");
+    const names = c.req.queries("channel") ?? [];
+    if (names.length === 0) throw new RelayError("invalid_request", "Name the channels to subscribe to: /v1/events?channel=a&channel=b.");
+    const channels = [...new Set(names)];
+    if (channels.length > config.maxChannelsPerConnection) {
+      throw new RelayError("invalid_request", `A stream subscribes to at most ${config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
+    }
+    for (const channel of channels) {
+      requireChannel(channel);
+      authorize(config, channel, "subscribe");
+    }
+    const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
+    return multiplexSSE(c.env, config, { channels, resume, clientId: crypto.randomUUID(), presence: c.req.query("presence") === "1" });
+  },
+});
+
+/** The stream's resume point: `Last-Event-ID` (a reconnecting browser) or `since`, naming only the stream's channels. */
+function resumeCursor(text: string | undefined, channels: string[]): Cursor {
+  if (text === undefined) return new Map();
+  const cursor = parseCursor(text);
+  if (!cursor) throw new RelayError("invalid_request", "The resume cursor must be channel=id pairs joined by commas, as the stream's event ids are.");
+  for (const channel of cursor.keys()) {
+    if (!channels.includes(channel)) throw new RelayError("invalid_request", `The resume cursor names ${channel}, which this stream does not subscribe to.`);
+  }
+  return cursor;
+}

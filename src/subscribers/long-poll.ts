@@ -1,0 +1,84 @@
+import type { Envelope } from "../protocol/envelope";
+import type { GapFrame, ServerFrame } from "../protocol/frames";
+import type { MessageId } from "../protocol/ids";
+import { openRoomSocket } from "../rooms";
+import { closeQuietly } from "../sockets";
+
+export interface LongPollRequest {
+  channel: string;
+  /** Answer with what came after this id; without it, wait for the next new message. */
+  since?: number;
+  timeoutMs: number;
+  clientId: string;
+}
+
+export interface LongPollAnswer {
+  messages: Envelope[];
+  lastId: MessageId;
+  /** Present when messages after `since` are no longer retained. */
+  gap?: { after: MessageId; oldest: MessageId };
+}
+
+/**
+ * Long-poll as a short-lived subscriber: the same room socket as every other subscriber, so a
+ * publish wakes all waiting pollers at once. The room greets with its last id and replays what is
+ * after `since`; once that replay is in, or the first live message arrives, the answer goes out.
+ */
+export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
+  return new Promise<LongPollAnswer>((resolve, reject) => {
+    const messages: Envelope[] = [];
+    let lastId: MessageId = "0";
+    let gap: LongPollAnswer["gap"];
+    /** The id that completes the replay; undefined until the greeting says, null when waiting for live. */
+    let replayUntil: number | null | undefined;
+    let socket: WebSocket | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let settled = false;
+    let timedOut = false;
+
+    const answer = (): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (socket) closeQuietly(socket, 1000, "poll answered");
+      resolve({ messages, lastId: messages.at(-1)?.id ?? lastId, ...(gap ? { gap } : {}) });
+    };
+    const caughtUp = (id: number): boolean => replayUntil === null || (replayUntil !== undefined && id >= replayUntil);
+
+    const onFrame = (frame: ServerFrame): void => {
+      switch (frame.type) {
+        case "subscribed":
+          lastId = frame.lastId;
+          replayUntil = since !== undefined && since < Number(frame.lastId) ? Number(frame.lastId) : null;
+          if (timedOut && replayUntil === null) answer();
+          break;
+        case "gap":
+          gap = { after: (frame as GapFrame).after, oldest: frame.oldest };
+          // Everything after `since` is gone: nothing more will be replayed.
+          if (caughtUp(Number(frame.oldest) - 1)) answer();
+          break;
+        case "message":
+          messages.push(frame);
+          if (caughtUp(Number(frame.id))) answer();
+          break;
+      }
+    };
+
+    openRoomSocket(
+      env,
+      { channel, format: "json", transport: "poll", clientId, since },
+      { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
+    ).then(
+      (opened) => {
+        socket = opened;
+        if (settled) closeQuietly(opened, 1000, "poll answered");
+        // A timeout never cuts a replay short: what is already stored is always answered.
+        else timer = setTimeout(() => {
+          timedOut = true;
+          if (replayUntil === null) answer();
+        }, timeoutMs);
+      },
+      reject,
+    );
+  });
+}

@@ -1,0 +1,90 @@
+import type { RelayConfig } from "../config";
+import { type Cursor, formatCursor } from "../protocol/cursor";
+import type { ServerFrame } from "../protocol/frames";
+import { encodeSSE } from "../protocol/sse";
+import { RelayEvent } from "../room/subscriber-formats";
+import { openRoomSocket } from "../rooms";
+import { closeQuietly } from "../sockets";
+import { SSEStream } from "../sse/sse-stream";
+
+export interface MultiplexSSERequest {
+  channels: string[];
+  /** Where to resume each channel; channels it leaves out start live. */
+  resume: Cursor;
+  clientId: string;
+  presence: boolean;
+}
+
+/**
+ * One SSE stream over several channels. Each event's data is the JSON envelope and its id is the
+ * cursor over every channel of the stream, so `Last-Event-ID` resumes them all at once.
+ */
+export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence }: MultiplexSSERequest): Promise<Response> {
+  const rooms: WebSocket[] = [];
+  /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
+  const position: Cursor = new Map();
+  const greeted = new Set<string>();
+  const stream = new SSEStream({
+    keepaliveSeconds: config.keepaliveSeconds,
+    bufferBytes: config.sseBufferBytes,
+    onEnd: () => {
+      for (const room of rooms) closeQuietly(room, 1000, "subscriber left");
+    },
+  });
+
+  /** Frames that came before every room greeted, when not every position is known yet. */
+  let early: Array<[ServerFrame, string]> | undefined = [];
+
+  const onFrame = (text: string): void => {
+    const frame = JSON.parse(text) as ServerFrame;
+    if (frame.type === "subscribed") {
+      if (!resume.has(frame.channel)) position.set(frame.channel, Number(frame.lastId));
+      greeted.add(frame.channel);
+      if (greeted.size < channels.length || !early) return;
+      // The first event id names every channel, so even a client that drops at once resumes losslessly.
+      stream.write(encodeSSE({ id: formatCursor(position) }));
+      const queued = early;
+      early = undefined;
+      for (const [queuedFrame, queuedText] of queued) deliver(queuedFrame, queuedText);
+      return;
+    }
+    if (early) early.push([frame, text]);
+    else deliver(frame, text);
+  };
+
+  const deliver = (frame: ServerFrame, text: string): void => {
+    switch (frame.type) {
+      case "message":
+        position.set(frame.channel, Number(frame.id));
+        return stream.write(encodeSSE({ id: formatCursor(position), event: frame.event, data: text }));
+      case "gap":
+        position.set(frame.channel, Number(frame.oldest) - 1);
+        return stream.write(
+          encodeSSE({ id: formatCursor(position), event: RelayEvent.Gap, data: JSON.stringify({ channel: frame.channel, after: frame.after, oldest: frame.oldest }) }),
+        );
+      case "join":
+      case "leave":
+        return stream.write(encodeSSE({ event: frame.type === "join" ? RelayEvent.Join : RelayEvent.Leave, data: text }));
+    }
+  };
+
+  // Positions start where each channel resumes; a live-only channel's comes with its greeting.
+  for (const channel of channels) position.set(channel, resume.get(channel) ?? 0);
+  try {
+    const opened = channels.map(async (channel) => {
+      const since = resume.get(channel);
+      const room = await openRoomSocket(
+        env,
+        { channel, format: "json", transport: "sse", clientId, since, presence },
+        { message: onFrame, close: () => stream.end() },
+      );
+      rooms.push(room);
+      if (!stream.isOpen) closeQuietly(room, 1000, "subscriber left");
+    });
+    await Promise.all(opened);
+  } catch (error) {
+    stream.end();
+    throw error;
+  }
+  return stream.response;
+}

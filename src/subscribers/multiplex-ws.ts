@@ -1,0 +1,151 @@
+import type { Action, Grant } from "../auth/policy";
+import type { RelayConfig } from "../config";
+import { RelayError } from "../errors";
+import { CloseCode } from "../protocol/close-codes";
+import type { ErrorCode } from "../protocol/errors";
+import {
+  ClientFrameType,
+  PING_FRAME,
+  PONG_FRAME,
+  type PublishFrame,
+  parseClientFrame,
+  type ServerFrame,
+  ServerFrameType,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
+} from "../protocol/frames";
+import { publishMessage } from "../publish";
+import { openRoomSocket } from "../rooms";
+import { closeQuietly } from "../sockets";
+
+export interface MultiplexContext {
+  env: Env;
+  config: RelayConfig;
+  /** The upgrade request's authorization, asked again for every channel. */
+  authorize(channel: string, action: Action): Grant;
+  clientId: string;
+}
+
+/**
+ * One client WebSocket over many channels. The Worker holds the client's socket and keeps one
+ * internal socket per subscribed channel to that channel's room (which hibernates as usual);
+ * room frames are forwarded to the client untouched.
+ */
+export class MultiplexSession {
+  readonly #client: WebSocket;
+  readonly #context: MultiplexContext;
+  /** Subscribed channels and their room sockets; `undefined` while the room is being reached. */
+  readonly #rooms = new Map<string, WebSocket | undefined>();
+  /** Publishes are stored and acknowledged in the order the client sent them. */
+  #publishing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(client: WebSocket, context: MultiplexContext) {
+    this.#client = client;
+    this.#context = context;
+    client.addEventListener("message", (event) => this.#onMessage(event.data as string | ArrayBuffer));
+    client.addEventListener("close", () => this.#close());
+    client.addEventListener("error", () => this.#close());
+    client.accept();
+  }
+
+  #onMessage(raw: string | ArrayBuffer): void {
+    if (raw === PING_FRAME) return this.#send(PONG_FRAME);
+    const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes });
+    if (!parsed.ok) return this.#sendFrame(parsed.error);
+    const frame = parsed.frame;
+    switch (frame.type) {
+      case ClientFrameType.Subscribe:
+        return void this.#subscribe(frame);
+      case ClientFrameType.Unsubscribe:
+        return this.#unsubscribe(frame);
+      case ClientFrameType.Publish:
+        this.#publishing = this.#publishing.then(() => this.#publish(frame));
+        return;
+    }
+  }
+
+  async #subscribe(frame: SubscribeFrame): Promise<void> {
+    const { channel, since, presence, ref } = frame;
+    if (this.#rooms.has(channel)) return this.#error(ref, "invalid_request", `Already subscribed to ${channel}.`);
+    if (this.#rooms.size >= this.#context.config.maxChannelsPerConnection) {
+      return this.#error(ref, "invalid_request", `A connection subscribes to at most ${this.#context.config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
+    }
+    this.#rooms.set(channel, undefined);
+    try {
+      this.#context.authorize(channel, "subscribe");
+      let room: WebSocket | undefined;
+      room = await openRoomSocket(
+        this.#context.env,
+        { channel, format: "json", transport: "ws", clientId: this.#context.clientId, since, presence },
+        { message: (text) => this.#send(text), close: () => this.#roomClosed(channel, room) },
+      );
+      // Unsubscribed, or the client left, while the room was being reached.
+      if (this.#closed || !this.#rooms.has(channel)) return closeQuietly(room, 1000, "unsubscribed");
+      this.#rooms.set(channel, room);
+    } catch (error) {
+      this.#rooms.delete(channel);
+      this.#sendError(ref, error);
+    }
+  }
+
+  #unsubscribe({ channel, ref }: UnsubscribeFrame): void {
+    if (!this.#rooms.has(channel)) return this.#error(ref, "invalid_request", `Not subscribed to ${channel}.`);
+    const room = this.#rooms.get(channel);
+    this.#rooms.delete(channel);
+    if (room) closeQuietly(room, 1000, "unsubscribed");
+    this.#sendFrame({ type: ServerFrameType.Unsubscribed, channel });
+  }
+
+  async #publish({ channel, data, event, ref }: PublishFrame): Promise<void> {
+    if (channel === undefined) return this.#error(ref, "invalid_channel", 'A publish on a multi-channel socket names its "channel".');
+    try {
+      this.#context.authorize(channel, "publish");
+      const receipt = await publishMessage(this.#context.env, this.#context.config, { channel, body: data, event });
+      this.#sendFrame({ type: ServerFrameType.Ack, ref, id: receipt.id });
+    } catch (error) {
+      this.#sendError(ref, error);
+    }
+  }
+
+  /** A room dropped its socket (it restarted): the client reconnects and resumes every channel. */
+  #roomClosed(channel: string, room: WebSocket | undefined): void {
+    // Sockets this session closed itself (unsubscribe) are no longer in the map.
+    if (this.#closed || !room || this.#rooms.get(channel) !== room) return;
+    closeQuietly(this.#client, CloseCode.TryAgainLater, `channel ${channel} restarted; reconnect and resume`);
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const room of this.#rooms.values()) if (room) closeQuietly(room, 1000, "subscriber left");
+    this.#rooms.clear();
+  }
+
+  #sendError(ref: string | undefined, error: unknown): void {
+    if (!(error instanceof RelayError)) {
+      console.error("multiplexed socket failed", error);
+      return this.#error(ref, "internal", "The relay failed to handle this frame; try again.");
+    }
+    this.#error(ref, error.code, error.message);
+  }
+
+  #error(ref: string | undefined, code: ErrorCode, message: string): void {
+    const error = { code, message };
+    this.#sendFrame(ref === undefined ? { type: ServerFrameType.Error, error } : { type: ServerFrameType.Error, ref, error });
+  }
+
+  #sendFrame(frame: ServerFrame): void {
+    this.#send(JSON.stringify(frame));
+  }
+
+  #send(text: string): void {
+    if (this.#closed) return;
+    try {
+      this.#client.send(text);
+    } catch {
+      this.#close();
+    }
+  }
+}
