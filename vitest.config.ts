@@ -14,6 +14,27 @@ export default defineConfig({
             miniflare: {
               // Small limits so retention and size rules can be exercised quickly.
               bindings: { ALLOW_ANONYMOUS: "true", HISTORY_LIMIT: "50", MAX_MESSAGE_BYTES: "1024", KEEPALIVE_SECONDS: "1", SSE_BUFFER_BYTES: "16384" },
+              // A second Worker of the same account, publishing through a service binding (RPC).
+              serviceBindings: { PUBLISHER: "publisher" },
+              workers: [
+                {
+                  name: "publisher",
+                  modules: true,
+                  compatibilityDate: "2026-04-20",
+                  // The plugin renames the Worker under test to its runner, "vitest-plugin-runner-<project>".
+                  serviceBindings: { RELAY: "vitest-plugin-runner-worker" },
+                  script: `export default {
+                    async fetch(request, env) {
+                      const { channel, data, event } = await request.json();
+                      try {
+                        return Response.json({ id: await env.RELAY.publish(channel, data, { event }) });
+                      } catch (error) {
+                        return Response.json({ error: String(error.message) }, { status: 400 });
+                      }
+                    },
+                  };`,
+                },
+              ],
             },
           }),
         ],

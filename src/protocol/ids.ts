@@ -4,7 +4,8 @@
  */
 export type MessageId = string;
 
-const DECIMAL = /^(0|[1-9][0-9]*)$/;
+// Leading zeros are harmless ("05" is 5); signs, spaces, exponents and hex are not ids.
+const DECIMAL = /^[0-9]+$/;
 
 /**
  * Parses a cursor (`since`, `Last-Event-ID`, `If-Match`): a non-negative safe integer in decimal.

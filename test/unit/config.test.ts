@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULTS, readConfig } from "../../src/config";
 
-const NUMERIC = ["MAX_MESSAGE_BYTES", "HISTORY_LIMIT", "HISTORY_TTL_SECONDS", "KEEPALIVE_SECONDS", "SSE_BUFFER_BYTES"] as const;
+const NUMERIC = [
+  "MAX_MESSAGE_BYTES",
+  "HISTORY_LIMIT",
+  "HISTORY_TTL_SECONDS",
+  "KEEPALIVE_SECONDS",
+  "SSE_BUFFER_BYTES",
+  "MAX_CHANNELS_PER_CONNECTION",
+  "MAX_POLLERS_PER_CHANNEL",
+  "MAX_BATCH_MESSAGES",
+] as const;
 
 describe("readConfig", () => {
   it("uses API.md's defaults when nothing is set", () => {
@@ -12,6 +21,9 @@ describe("readConfig", () => {
       keepaliveSeconds: 15,
       sseBufferBytes: 1048576,
       allowAnonymous: false,
+      maxChannelsPerConnection: 100,
+      maxPollersPerChannel: 1000,
+      maxBatchMessages: 100,
     };
     expect(readConfig({})).toEqual(expected);
     expect(DEFAULTS).toEqual(expected);
@@ -30,8 +42,21 @@ describe("readConfig", () => {
         KEEPALIVE_SECONDS: "1",
         SSE_BUFFER_BYTES: "4096",
         ALLOW_ANONYMOUS: "true",
+        MAX_CHANNELS_PER_CONNECTION: "3",
+        MAX_POLLERS_PER_CHANNEL: "7",
+        MAX_BATCH_MESSAGES: "9",
       }),
-    ).toEqual({ maxMessageBytes: 1024, historyLimit: 50, historyTtlSeconds: 60, keepaliveSeconds: 1, sseBufferBytes: 4096, allowAnonymous: true });
+    ).toEqual({
+      maxMessageBytes: 1024,
+      historyLimit: 50,
+      historyTtlSeconds: 60,
+      keepaliveSeconds: 1,
+      sseBufferBytes: 4096,
+      allowAnonymous: true,
+      maxChannelsPerConnection: 3,
+      maxPollersPerChannel: 7,
+      maxBatchMessages: 9,
+    });
   });
 
   it("reads numbers and booleans, as wrangler.toml can give them", () => {

@@ -180,3 +180,34 @@ describe("parseClientFrame never throws", () => {
     expect([...seen].sort()).toEqual(["invalid_event", "invalid_frame", "message_too_large", "ok"]);
   });
 });
+
+describe("multi-channel frames", () => {
+  const parse = (value: unknown) => parseClientFrame(JSON.stringify(value), { maxDataBytes: 16 });
+
+  it("reads subscribe with since and presence, and unsubscribe", () => {
+    expect(parse({ type: "subscribe", channel: "news", since: "5", presence: true, ref: "s1" })).toEqual({
+      ok: true,
+      frame: { type: "subscribe", channel: "news", since: 5, presence: true, ref: "s1" },
+    });
+    expect(parse({ type: "subscribe", channel: "news" })).toEqual({ ok: true, frame: { type: "subscribe", channel: "news" } });
+    expect(parse({ type: "unsubscribe", channel: "news" })).toEqual({ ok: true, frame: { type: "unsubscribe", channel: "news" } });
+  });
+
+  it("reads a publish that names its channel", () => {
+    expect(parse({ type: "publish", channel: "chat", data: "hi" })).toEqual({ ok: true, frame: { type: "publish", channel: "chat", data: "hi" } });
+  });
+
+  it.each<[string, unknown, string]>([
+    ["subscribe without a channel", { type: "subscribe", ref: "r" }, "invalid_channel"],
+    ["subscribe to a bad channel", { type: "subscribe", channel: "a/b", ref: "r" }, "invalid_channel"],
+    ["subscribe with a numeric since", { type: "subscribe", channel: "a", since: 5, ref: "r" }, "invalid_request"],
+    ["subscribe with a negative since", { type: "subscribe", channel: "a", since: "-1", ref: "r" }, "invalid_request"],
+    ["subscribe with presence as a string", { type: "subscribe", channel: "a", presence: "yes", ref: "r" }, "invalid_request"],
+    ["unsubscribe from a channel given as a number", { type: "unsubscribe", channel: 7, ref: "r" }, "invalid_channel"],
+    ["publish to a bad channel", { type: "publish", channel: "..", data: "x", ref: "r" }, "invalid_channel"],
+  ])("refuses %s, echoing the ref", (_, value, code) => {
+    const result = parse(value);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect([result.error.error.code, result.error.ref]).toEqual([code, "r"]);
+  });
+});

@@ -72,13 +72,19 @@ export class WsClient {
   }
 
   static async connect(channel: string, query = ""): Promise<WsClient> {
-    const res = await relay(`/v1/channels/${channel}/ws${query ? `?${query}` : ""}`, { headers: { Upgrade: "websocket" } });
+    const client = await WsClient.open(`/v1/channels/${channel}/ws${query ? `?${query}` : ""}`);
+    await client.waitFor((f) => f.type === "subscribed", "subscribed frame");
+    return client;
+  }
+
+  /** Opens a WebSocket on any path (the multi-channel `/v1/ws` among them). */
+  static async open(path: string): Promise<WsClient> {
+    const res = await relay(path, { headers: { Upgrade: "websocket" } });
     expect(res.status).toBe(101);
     const socket = res.webSocket;
     if (!socket) throw new Error("no webSocket on a 101");
     const client = new WsClient(socket);
     socket.accept();
-    await client.waitFor((f) => f.type === "subscribed", "subscribed frame");
     return client;
   }
 
@@ -86,8 +92,8 @@ export class WsClient {
     this.socket.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
-  messages(): Envelope[] {
-    return this.frames.filter((f) => f.type === "message") as unknown as Envelope[];
+  messages(channel?: string): Envelope[] {
+    return this.frames.filter((f) => f.type === "message" && (channel === undefined || f.channel === channel)) as unknown as Envelope[];
   }
 
   async waitFor(predicate: (frame: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
@@ -120,7 +126,11 @@ export class SseReader {
   }
 
   static async open(channel: string, init: { query?: string; headers?: Record<string, string> } = {}): Promise<SseReader> {
-    const res = await relay(`/v1/channels/${channel}/events${init.query ? `?${init.query}` : ""}`, { headers: init.headers });
+    return SseReader.openPath(`/v1/channels/${channel}/events${init.query ? `?${init.query}` : ""}`, init.headers);
+  }
+
+  static async openPath(path: string, headers?: Record<string, string>): Promise<SseReader> {
+    const res = await relay(path, { headers });
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toBe("text/event-stream");
     return new SseReader(res);
