@@ -1,19 +1,24 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
+import { authenticate } from "./auth/identity";
 import { readConfig } from "./config";
 import { renderError, renderNotFound } from "./errors";
 import { batch } from "./routes/batch";
 import { channels } from "./routes/channels";
 import { multiplex } from "./routes/multiplex";
 import { resource } from "./routes/resource";
+import { corsForHttp } from "./security/origins";
 
-/** Builds the relay's Worker app: settings, routes, and API.md's JSON errors for everything else. */
+/** Builds the relay's Worker app: settings, who is asking, CORS, routes, and API.md's JSON errors. */
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(async (c, next) => {
-    c.set("config", readConfig(c.env));
+    const config = readConfig(c.env);
+    c.set("config", config);
+    c.set("identity", await authenticate(c.req.raw, config.jwtSecrets));
     await next();
   });
+  app.use(corsForHttp());
 
   resource(app, "/healthz", { GET: (c) => c.json({ ok: true }) });
   app.route("/v1/channels", channels);

@@ -13,6 +13,19 @@ export interface RelayConfig {
   maxPollersPerChannel: number;
   /** Messages in one batch publish. */
   maxBatchMessages: number;
+  /** HS256 secrets tokens may be signed with: the current one, then the previous during a rotation. */
+  jwtSecrets: string[];
+  /** Channel patterns anyone may subscribe to without a token. */
+  publicChannels: string[];
+  /** Origins allowed to read HTTP responses and open WebSockets; `["*"]` for any. */
+  corsOrigins: string[];
+  /** Live subscribers one channel holds at most (WebSocket, SSE and long-poll together). */
+  maxSubscribersPerChannel: number;
+  /** Largest WebSocket frame a client may send, in bytes. */
+  maxFrameBytes: number;
+  /** Publishes per second one WebSocket may sustain, and the burst it may send at once. */
+  wsPublishRate: number;
+  wsPublishBurst: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -25,6 +38,13 @@ export const DEFAULTS: RelayConfig = {
   maxChannelsPerConnection: 100,
   maxPollersPerChannel: 1000,
   maxBatchMessages: 100,
+  jwtSecrets: [],
+  publicChannels: [],
+  corsOrigins: ["*"],
+  maxSubscribersPerChannel: 10000,
+  maxFrameBytes: 262144,
+  wsPublishRate: 50,
+  wsPublishBurst: 100,
 };
 
 type SettingName =
@@ -36,7 +56,15 @@ type SettingName =
   | "ALLOW_ANONYMOUS"
   | "MAX_CHANNELS_PER_CONNECTION"
   | "MAX_POLLERS_PER_CHANNEL"
-  | "MAX_BATCH_MESSAGES";
+  | "MAX_BATCH_MESSAGES"
+  | "RELAY_JWT_SECRET"
+  | "RELAY_JWT_SECRET_PREVIOUS"
+  | "PUBLIC_CHANNELS"
+  | "CORS_ORIGINS"
+  | "MAX_SUBSCRIBERS_PER_CHANNEL"
+  | "MAX_FRAME_BYTES"
+  | "WS_PUBLISH_RATE"
+  | "WS_PUBLISH_BURST";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -54,6 +82,13 @@ export function readConfig(vars: Vars): RelayConfig {
     maxChannelsPerConnection: positiveInt(vars, "MAX_CHANNELS_PER_CONNECTION", DEFAULTS.maxChannelsPerConnection),
     maxPollersPerChannel: positiveInt(vars, "MAX_POLLERS_PER_CHANNEL", DEFAULTS.maxPollersPerChannel),
     maxBatchMessages: positiveInt(vars, "MAX_BATCH_MESSAGES", DEFAULTS.maxBatchMessages),
+    jwtSecrets: [text(vars, "RELAY_JWT_SECRET"), text(vars, "RELAY_JWT_SECRET_PREVIOUS")].filter((secret) => secret !== ""),
+    publicChannels: list(vars, "PUBLIC_CHANNELS", DEFAULTS.publicChannels),
+    corsOrigins: list(vars, "CORS_ORIGINS", DEFAULTS.corsOrigins),
+    maxSubscribersPerChannel: positiveInt(vars, "MAX_SUBSCRIBERS_PER_CHANNEL", DEFAULTS.maxSubscribersPerChannel),
+    maxFrameBytes: positiveInt(vars, "MAX_FRAME_BYTES", DEFAULTS.maxFrameBytes),
+    wsPublishRate: positiveInt(vars, "WS_PUBLISH_RATE", DEFAULTS.wsPublishRate),
+    wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),
   };
 }
 
@@ -72,4 +107,20 @@ function flag(vars: Vars, name: SettingName, fallback: boolean): boolean {
   if (raw === true || raw === "true") return true;
   if (raw === false || raw === "false") return false;
   throw new Error(`Setting ${name} must be "true" or "false", got ${JSON.stringify(raw)}`);
+}
+
+function text(vars: Vars, name: SettingName): string {
+  const raw = vars[name];
+  if (raw === undefined) return "";
+  if (typeof raw !== "string") throw new Error(`Setting ${name} must be a string`);
+  return raw;
+}
+
+/** A comma-separated setting; unset or blank keeps the default. */
+function list(vars: Vars, name: SettingName, fallback: string[]): string[] {
+  const items = text(vars, name)
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+  return items.length > 0 ? items : fallback;
 }

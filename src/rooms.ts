@@ -8,8 +8,8 @@ export function roomOf(env: Env, channel: string) {
 
 export interface RoomSocketHandlers {
   message(text: string): void;
-  /** The room closed the socket, or it broke. */
-  close(): void;
+  /** The room closed the socket (with this code), or it broke (1006). */
+  close(code: number): void;
 }
 
 /**
@@ -23,8 +23,8 @@ export async function openRoomSocket(env: Env, params: ConnectParams, handlers: 
   const socket = response.webSocket;
   if (!socket) throw await RelayError.fromResponse(response);
   socket.addEventListener("message", (event) => handlers.message(event.data as string));
-  socket.addEventListener("close", () => handlers.close());
-  socket.addEventListener("error", () => handlers.close());
+  socket.addEventListener("close", (event) => handlers.close(event.code));
+  socket.addEventListener("error", () => handlers.close(1006));
   socket.accept();
   return socket;
 }

@@ -1,5 +1,7 @@
 import type { RelayConfig } from "../config";
 import { RelayError } from "../errors";
+import type { Identity } from "./identity";
+import { matchesAny } from "./patterns";
 
 export type Action = "publish" | "subscribe";
 
@@ -8,23 +10,38 @@ export interface Grant {
   canPublish: boolean;
   /** Who the client is (a token's `sub`), when it said so. */
   subject?: string;
+  /** When the token expires (seconds since the epoch); connections end then. */
+  expiresAt?: number;
 }
 
 /**
- * The authorization hook every channel route calls before it touches a room.
- * Throws 401/403 when `action` is not allowed, otherwise returns what else the client may do.
+ * The authorization every channel route asks before it touches a room. Throws 401 (no or bad
+ * token) or 403 (a good token without the right); otherwise says what else the client may do.
  *
- * Without a token scheme configured, subscribing is open and publishing needs
- * `ALLOW_ANONYMOUS = "true"` (secure by default: a deployed relay never takes anonymous publishes
- * by accident).
+ * With no secret configured there are no tokens: subscribing is open, and publishing needs
+ * `ALLOW_ANONYMOUS = "true"`, so a deployed relay never takes anonymous publishes by accident.
  */
-export function authorize(config: RelayConfig, _channel: string, action: Action): Grant {
-  const canPublish = config.allowAnonymous;
-  if (action === "publish" && !canPublish) {
-    throw new RelayError(
-      "unauthorized",
-      'Anonymous publishing is disabled. Configure auth with `wrangler secret put RELAY_JWT_SECRET` and send a token, or set ALLOW_ANONYMOUS = "true" for local development.',
-    );
+export function authorize(config: RelayConfig, identity: Identity, channel: string, action: Action): Grant {
+  if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
+
+  if (config.jwtSecrets.length === 0) {
+    if (action === "publish" && !config.allowAnonymous) {
+      throw new RelayError(
+        "unauthorized",
+        'Anonymous publishing is disabled. Configure auth with `wrangler secret put RELAY_JWT_SECRET` and send a token, or set ALLOW_ANONYMOUS = "true" for local development.',
+      );
+    }
+    return { canPublish: config.allowAnonymous };
   }
-  return { canPublish };
+
+  if (identity.kind === "anonymous") {
+    if (action === "subscribe" && matchesAny(config.publicChannels, channel)) return { canPublish: false };
+    throw new RelayError("unauthorized", `${action === "publish" ? "Publishing" : "Subscribing"} to ${channel} needs a token: Authorization: Bearer, ?token= or the relay_token cookie.`);
+  }
+
+  const { claims } = identity;
+  const canPublish = matchesAny(claims.publish, channel);
+  const allowed = action === "publish" ? canPublish : matchesAny(claims.subscribe, channel) || matchesAny(config.publicChannels, channel);
+  if (!allowed) throw new RelayError("forbidden", `This token may not ${action} to ${channel}.`);
+  return { canPublish, subject: claims.subject, expiresAt: claims.expiresAt };
 }

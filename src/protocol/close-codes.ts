@@ -11,7 +11,11 @@ export const CloseCode = {
   /** The subscriber fell too far behind; reconnect with `since` to catch up. */
   TryAgainLater: 1013,
   Unauthorized: 4001,
+  /** The connection's token expired: reconnect only with a new one. */
+  TokenExpired: 4002,
   Forbidden: 4003,
+  /** The client kept publishing past its rate limit. */
+  RateLimited: 4029,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

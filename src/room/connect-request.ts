@@ -21,6 +21,8 @@ export interface ConnectParams {
   canPublish?: boolean;
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
+  /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
+  expiresAt?: number;
 }
 
 // Rooms are reachable only through the Worker's stubs, so this URL never comes from a client.
@@ -39,6 +41,7 @@ export function connectRequest(params: ConnectParams): Request {
   if (params.clientFrames) query.set("frames", "1");
   if (params.canPublish) query.set("publish", "1");
   if (params.presence) query.set("presence", "1");
+  if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
   return new Request(url, { headers: { Upgrade: "websocket" } });
 }
 
@@ -53,9 +56,12 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const clientId = query.get("client");
   const sinceParam = query.get("since");
   const since = sinceParam === null ? undefined : parseSeq(sinceParam);
+  const expiresParam = query.get("expires");
+  const expiresAt = expiresParam === null ? undefined : Number(expiresParam);
   if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isFormatName(format)) return undefined;
   if (transport === null || !TRANSPORTS.includes(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
   if (sinceParam !== null && since === undefined) return undefined;
+  if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;
   return {
     channel,
     format,
@@ -65,5 +71,6 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
     clientFrames: query.get("frames") === "1",
     canPublish: query.get("publish") === "1",
     presence: query.get("presence") === "1",
+    expiresAt,
   };
 }

@@ -19,6 +19,7 @@ import {
 import { formatId, type MessageId } from "../protocol/ids";
 import { DEFAULT_EVENT } from "../protocol/names";
 import { type ConnectParams, readConnectRequest, type Transport } from "./connect-request";
+import { PublishMeter } from "../limits/token-bucket";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { FORMAT_NAMES, type FormatName, type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
@@ -61,6 +62,8 @@ interface SocketAttachment {
   joinedAt: number;
   clientFrames: boolean;
   canPublish: boolean;
+  /** When the client's token expires, in seconds since the epoch. */
+  expiresAt?: number;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
 }
@@ -88,8 +91,10 @@ export class Room extends DurableObject<Env> {
   readonly #config: RelayConfig;
   readonly #store: MessageStore;
   #channel: string | undefined;
-  /** When the retention alarm fires; null when none is set. */
+  /** When the alarm fires (retention, token expiry); null when none is set. */
   #alarmAt: number | null = null;
+  /** Publish rate per client socket; starting afresh after hibernation is fine. */
+  readonly #meters = new WeakMap<WebSocket, PublishMeter>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -138,11 +143,8 @@ export class Room extends DurableObject<Env> {
     const params = readConnectRequest(request);
     if (!params) return new RelayError("invalid_request", "Expected a connect request from the relay Worker.").toResponse();
     this.#bind(params.channel);
-    if (params.transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
-      return new RelayError("rate_limited", `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls; retry shortly.`, {
-        headers: { "Retry-After": "1" },
-      }).toResponse();
-    }
+    const refusal = this.#refuseNewcomer(params.transport);
+    if (refusal) return refusal.toResponse();
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
@@ -157,6 +159,9 @@ export class Room extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const { clientFrames, canPublish } = attachmentOf(ws);
     if (!clientFrames) return;
+    if (isLargerThan(raw, this.#config.maxFrameBytes)) {
+      return this.#sendFrame(ws, errorFrame(undefined, { code: "message_too_large", message: `Frames are at most ${this.#config.maxFrameBytes} bytes (MAX_FRAME_BYTES).` }));
+    }
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes });
     if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
@@ -169,6 +174,11 @@ export class Room extends DurableObject<Env> {
     }
     if (!canPublish) {
       return this.#sendFrame(ws, errorFrame(frame.ref, { code: "forbidden", message: "This connection may not publish to the channel." }));
+    }
+    const verdict = this.#meterOf(ws).check(Date.now());
+    if (verdict === "disconnect") return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
+    if (verdict === "refuse") {
+      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` }));
     }
     const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
     if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
@@ -184,13 +194,19 @@ export class Room extends DurableObject<Env> {
     closeQuietly(ws, CloseCode.InternalError, "socket error");
   }
 
-  /** Retention: drops what is older than the TTL, then waits for the next message to expire. */
+  /** Retention and token expiry: drops what is older than the TTL, closes expired connections, waits for the next. */
   override async alarm(): Promise<void> {
-    const ttl = this.#config.historyTtlSeconds * 1000;
-    this.#store.pruneOlderThan(Date.now() - ttl);
-    const oldest = this.#store.oldestTs();
+    const now = Date.now();
+    this.#store.pruneOlderThan(now - this.#config.historyTtlSeconds * 1000);
+    for (const ws of this.ctx.getWebSockets()) {
+      const { expiresAt } = attachmentOf(ws);
+      if (expiresAt !== undefined && expiresAt * 1000 <= now) {
+        this.#leave(ws);
+        closeQuietly(ws, CloseCode.TokenExpired, "token expired");
+      }
+    }
     this.#alarmAt = null;
-    if (oldest !== null) this.#scheduleAlarm(oldest + ttl);
+    this.#scheduleNextAlarm();
   }
 
   #publish(input: PublishInput): PublishResult {
@@ -205,7 +221,7 @@ export class Room extends DurableObject<Env> {
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
     const message = this.#envelope(stored);
     this.#broadcast(Tag.format, (format) => format.message(message));
-    if (this.#alarmAt === null) this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
+    this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
 
@@ -218,7 +234,9 @@ export class Room extends DurableObject<Env> {
       joinedAt: Date.now(),
       clientFrames: params.clientFrames ?? false,
       canPublish: params.canPublish ?? false,
+      expiresAt: params.expiresAt,
     };
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, attachment);
     this.ctx.acceptWebSocket(ws, tags);
@@ -300,10 +318,47 @@ export class Room extends DurableObject<Env> {
     return oldest === null ? null : formatId(oldest);
   }
 
+  /** Sets the alarm for `at` unless it already fires sooner. */
   #scheduleAlarm(at: number): void {
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
     this.#alarmAt = at;
     void this.ctx.storage.setAlarm(at);
   }
+
+  #scheduleNextAlarm(): void {
+    const oldest = this.#store.oldestTs();
+    if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
+    for (const ws of this.ctx.getWebSockets()) {
+      const { expiresAt } = attachmentOf(ws);
+      if (expiresAt !== undefined) this.#scheduleAlarm(expiresAt * 1000);
+    }
+  }
+
+  /** The limits a new subscriber must fit in, as the error to answer when it does not. */
+  #refuseNewcomer(transport: Transport): RelayError | undefined {
+    const retry = { headers: { "Retry-After": "1" } };
+    if (this.ctx.getWebSockets().length >= this.#config.maxSubscribersPerChannel) {
+      return new RelayError("rate_limited", `This channel has its ${this.#config.maxSubscribersPerChannel} subscribers (MAX_SUBSCRIBERS_PER_CHANNEL); retry later.`, retry);
+    }
+    if (transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
+      return new RelayError("rate_limited", `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls (MAX_POLLERS_PER_CHANNEL); retry shortly.`, retry);
+    }
+    return undefined;
+  }
+
+  #meterOf(ws: WebSocket): PublishMeter {
+    let meter = this.#meters.get(ws);
+    if (!meter) this.#meters.set(ws, (meter = new PublishMeter(this.#config.wsPublishRate, this.#config.wsPublishBurst)));
+    return meter;
+  }
+}
+
+/** Whether a frame is larger than `max` bytes, counting UTF-8 exactly only when it could matter. */
+function isLargerThan(raw: string | ArrayBuffer, max: number): boolean {
+  if (typeof raw !== "string") return raw.byteLength > max;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes.
+  if (raw.length * 3 <= max) return false;
+  return raw.length > max || new TextEncoder().encode(raw).byteLength > max;
 }
 
 function attachmentOf(ws: WebSocket): SocketAttachment {

@@ -1,9 +1,9 @@
-import { Hono } from "hono";
-import type { AppEnv } from "../app-env";
-import { authorize } from "../auth/policy";
+import { type Context, Hono } from "hono";
+import { type AppEnv, grantFor } from "../app-env";
 import type { RelayConfig } from "../config";
 import { RelayError } from "../errors";
 import type { ErrorBody } from "../protocol/errors";
+import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { type PublishReceipt, publishMessage } from "../publish";
 import { optionalEvent, optionalIdempotencyKey, readBody, requireChannel } from "./params";
 import { resource } from "./resource";
@@ -31,7 +31,7 @@ resource(batch, "/publish", {
     });
     await Promise.all(
       Array.from(byChannel.values(), async (indexes) => {
-        for (const index of indexes) results[index] = await publishEntry(c.env, config, entries[index]!);
+        for (const index of indexes) results[index] = await publishEntry(c, entries[index]!);
       }),
     );
     return c.json({ results });
@@ -45,12 +45,13 @@ interface BatchEntry {
   idempotencyKey?: unknown;
 }
 
-async function publishEntry(env: Env, config: RelayConfig, entry: BatchEntry): Promise<BatchResult> {
+async function publishEntry(c: Context<AppEnv>, entry: BatchEntry): Promise<BatchResult> {
   try {
     const channel = requireChannel(entry.channel);
-    authorize(config, channel, "publish");
+    grantFor(c, channel, "publish");
+    await checkPublishRate(c.env, publisherKey(c.get("identity"), c.req.raw));
     if (typeof entry.data !== "string") throw new RelayError("invalid_request", '"data" must be a string.');
-    const receipt: PublishReceipt = await publishMessage(env, config, {
+    const receipt: PublishReceipt = await publishMessage(c.env, c.get("config"), {
       channel,
       body: entry.data,
       event: optionalEvent(entry.event),

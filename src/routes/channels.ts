@@ -1,7 +1,8 @@
 import { Hono } from "hono";
-import type { AppEnv } from "../app-env";
-import { authorize } from "../auth/policy";
+import { type AppEnv, grantFor } from "../app-env";
+import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { messageTooLarge, publishMessage } from "../publish";
+import { checkWebSocketOrigin } from "../security/origins";
 import { connectRequest } from "../room/connect-request";
 import { openRoomSocket, roomOf } from "../rooms";
 import { closeQuietly } from "../sockets";
@@ -33,7 +34,8 @@ resource(channels, "/:channel/messages", {
   POST: async (c) => {
     const config = c.get("config");
     const channel = channelParam(c);
-    authorize(config, channel, "publish");
+    grantFor(c, channel, "publish");
+    await checkPublishRate(c.env, publisherKey(c.get("identity"), c.req.raw));
     const event = optionalEvent(c.req.query("event"));
     const idempotencyKey = optionalIdempotencyKey(c.req.header("Idempotency-Key"));
     const ifMatch = ifMatchHeader(c);
@@ -43,7 +45,7 @@ resource(channels, "/:channel/messages", {
 
   GET: async (c) => {
     const channel = channelParam(c);
-    authorize(c.get("config"), channel, "subscribe");
+    grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since")) ?? 0;
     const limit = countQuery(c, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT);
     return c.json(await roomOf(c.env, channel).history(channel, since, limit));
@@ -54,7 +56,7 @@ resource(channels, "/:channel/events", {
   GET: async (c) => {
     const config = c.get("config");
     const channel = channelParam(c);
-    const grant = authorize(config, channel, "subscribe");
+    const grant = grantFor(c, channel, "subscribe");
     const since = resumeCursor(c);
     let room: WebSocket | undefined;
     const stream = new SSEStream({
@@ -66,7 +68,15 @@ resource(channels, "/:channel/events", {
       // The room sends finished SSE text; the Worker passes it through untouched.
       room = await openRoomSocket(
         c.env,
-        { channel, format: "sse", transport: "sse", clientId: grant.subject ?? crypto.randomUUID(), since, presence: c.req.query("presence") === "1" },
+        {
+          channel,
+          format: "sse",
+          transport: "sse",
+          clientId: grant.subject ?? crypto.randomUUID(),
+          since,
+          presence: c.req.query("presence") === "1",
+          expiresAt: grant.expiresAt,
+        },
         { message: (text) => stream.write(text), close: () => stream.end() },
       );
     } catch (error) {
@@ -81,7 +91,8 @@ resource(channels, "/:channel/ws", {
   GET: async (c) => {
     const channel = channelParam(c);
     requireUpgrade(c.req.header("Upgrade"));
-    const grant = authorize(c.get("config"), channel, "subscribe");
+    checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
+    const grant = grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
     // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
     return roomOf(c.env, channel).fetch(
@@ -94,6 +105,7 @@ resource(channels, "/:channel/ws", {
         clientFrames: true,
         canPublish: grant.canPublish,
         presence: c.req.query("presence") === "1",
+        expiresAt: grant.expiresAt,
       }),
     );
   },
@@ -102,7 +114,7 @@ resource(channels, "/:channel/ws", {
 resource(channels, "/:channel/poll", {
   GET: async (c) => {
     const channel = channelParam(c);
-    const grant = authorize(c.get("config"), channel, "subscribe");
+    const grant = grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
     const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
     return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: grant.subject ?? crypto.randomUUID() }));
@@ -112,7 +124,7 @@ resource(channels, "/:channel/poll", {
 resource(channels, "/:channel/presence", {
   GET: async (c) => {
     const channel = channelParam(c);
-    authorize(c.get("config"), channel, "subscribe");
+    grantFor(c, channel, "subscribe");
     return c.json(await roomOf(c.env, channel).presence(channel));
   },
 });
@@ -120,7 +132,7 @@ resource(channels, "/:channel/presence", {
 resource(channels, "/:channel", {
   GET: async (c) => {
     const channel = channelParam(c);
-    authorize(c.get("config"), channel, "subscribe");
+    grantFor(c, channel, "subscribe");
     return c.json(await roomOf(c.env, channel).info(channel));
   },
 });

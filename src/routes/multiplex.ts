@@ -1,8 +1,9 @@
 import { Hono } from "hono";
-import type { AppEnv } from "../app-env";
-import { authorize } from "../auth/policy";
+import { type AppEnv, grantFor } from "../app-env";
 import { RelayError } from "../errors";
 import { type Cursor, parseCursor } from "../protocol/cursor";
+import { publisherKey } from "../limits/publish-rate";
+import { checkWebSocketOrigin } from "../security/origins";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { multiplexSSE } from "../subscribers/multiplex-sse";
 import { requireChannel, requireUpgrade } from "./params";
@@ -15,12 +16,15 @@ resource(multiplex, "/ws", {
   GET: (c) => {
     requireUpgrade(c.req.header("Upgrade"));
     const config = c.get("config");
+    const identity = c.get("identity");
+    checkWebSocketOrigin(c.req.raw, config, identity);
     const { 0: client, 1: server } = new WebSocketPair();
     new MultiplexSession(server, {
       env: c.env,
       config,
-      authorize: (channel, action) => authorize(config, channel, action),
-      clientId: crypto.randomUUID(),
+      authorize: (channel, action) => grantFor(c, channel, action),
+      clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
+      publisherKey: publisherKey(identity, c.req.raw),
     });
     return new Response(null, { status: 101, webSocket: client });
   },
@@ -37,10 +41,17 @@ resource(multiplex, "/events", {
     }
     for (const channel of channels) {
       requireChannel(channel);
-      authorize(config, channel, "subscribe");
+      grantFor(c, channel, "subscribe");
     }
     const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
-    return multiplexSSE(c.env, config, { channels, resume, clientId: crypto.randomUUID(), presence: c.req.query("presence") === "1" });
+    const identity = c.get("identity");
+    return multiplexSSE(c.env, config, {
+      channels,
+      resume,
+      clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
+      presence: c.req.query("presence") === "1",
+      expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
+    });
   },
 });
 

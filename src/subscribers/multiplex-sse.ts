@@ -13,13 +13,15 @@ export interface MultiplexSSERequest {
   resume: Cursor;
   clientId: string;
   presence: boolean;
+  /** When the token expires (seconds since the epoch); the rooms end the stream then. */
+  expiresAt?: number;
 }
 
 /**
  * One SSE stream over several channels. Each event's data is the JSON envelope and its id is the
  * cursor over every channel of the stream, so `Last-Event-ID` resumes them all at once.
  */
-export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence }: MultiplexSSERequest): Promise<Response> {
+export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence, expiresAt }: MultiplexSSERequest): Promise<Response> {
   const rooms: WebSocket[] = [];
   /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
   const position: Cursor = new Map();
@@ -75,7 +77,7 @@ export async function multiplexSSE(env: Env, config: RelayConfig, { channels, re
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
-        { channel, format: "json", transport: "sse", clientId, since, presence },
+        { channel, format: "json", transport: "sse", clientId, since, presence, expiresAt },
         { message: onFrame, close: () => stream.end() },
       );
       rooms.push(room);

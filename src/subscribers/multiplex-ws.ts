@@ -14,6 +14,8 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from "../protocol/frames";
+import { checkPublishRate } from "../limits/publish-rate";
+import { PublishMeter } from "../limits/token-bucket";
 import { publishMessage } from "../publish";
 import { openRoomSocket } from "../rooms";
 import { closeQuietly } from "../sockets";
@@ -24,6 +26,8 @@ export interface MultiplexContext {
   /** The upgrade request's authorization, asked again for every channel. */
   authorize(channel: string, action: Action): Grant;
   clientId: string;
+  /** Whose publishes count together against the rate limit. */
+  publisherKey: string;
 }
 
 /**
@@ -38,11 +42,13 @@ export class MultiplexSession {
   readonly #rooms = new Map<string, WebSocket | undefined>();
   /** Publishes are stored and acknowledged in the order the client sent them. */
   #publishing: Promise<void> = Promise.resolve();
+  readonly #meter: PublishMeter;
   #closed = false;
 
   constructor(client: WebSocket, context: MultiplexContext) {
     this.#client = client;
     this.#context = context;
+    this.#meter = new PublishMeter(context.config.wsPublishRate, context.config.wsPublishBurst);
     client.addEventListener("message", (event) => this.#onMessage(event.data as string | ArrayBuffer));
     client.addEventListener("close", () => this.#close());
     client.addEventListener("error", () => this.#close());
@@ -59,9 +65,13 @@ export class MultiplexSession {
         return void this.#subscribe(frame);
       case ClientFrameType.Unsubscribe:
         return this.#unsubscribe(frame);
-      case ClientFrameType.Publish:
+      case ClientFrameType.Publish: {
+        const verdict = this.#meter.check(Date.now());
+        if (verdict === "disconnect") return this.#disconnect(CloseCode.RateLimited, "publishing too fast");
+        if (verdict === "refuse") return this.#error(frame.ref, "rate_limited", `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`);
         this.#publishing = this.#publishing.then(() => this.#publish(frame));
         return;
+      }
     }
   }
 
@@ -73,12 +83,12 @@ export class MultiplexSession {
     }
     this.#rooms.set(channel, undefined);
     try {
-      this.#context.authorize(channel, "subscribe");
+      const { expiresAt } = this.#context.authorize(channel, "subscribe");
       let room: WebSocket | undefined;
       room = await openRoomSocket(
         this.#context.env,
-        { channel, format: "json", transport: "ws", clientId: this.#context.clientId, since, presence },
-        { message: (text) => this.#send(text), close: () => this.#roomClosed(channel, room) },
+        { channel, format: "json", transport: "ws", clientId: this.#context.clientId, since, presence, expiresAt },
+        { message: (text) => this.#send(text), close: (code) => this.#roomClosed(channel, room, code) },
       );
       // Unsubscribed, or the client left, while the room was being reached.
       if (this.#closed || !this.#rooms.has(channel)) return closeQuietly(room, 1000, "unsubscribed");
@@ -101,6 +111,7 @@ export class MultiplexSession {
     if (channel === undefined) return this.#error(ref, "invalid_channel", 'A publish on a multi-channel socket names its "channel".');
     try {
       this.#context.authorize(channel, "publish");
+      await checkPublishRate(this.#context.env, this.#context.publisherKey);
       const receipt = await publishMessage(this.#context.env, this.#context.config, { channel, body: data, event });
       this.#sendFrame({ type: ServerFrameType.Ack, ref, id: receipt.id });
     } catch (error) {
@@ -108,11 +119,19 @@ export class MultiplexSession {
     }
   }
 
-  /** A room dropped its socket (it restarted): the client reconnects and resumes every channel. */
-  #roomClosed(channel: string, room: WebSocket | undefined): void {
+  /**
+   * A room dropped its socket: the token expired (the client needs a new one), or the room
+   * restarted (the client reconnects and resumes every channel).
+   */
+  #roomClosed(channel: string, room: WebSocket | undefined, code: number): void {
     // Sockets this session closed itself (unsubscribe) are no longer in the map.
     if (this.#closed || !room || this.#rooms.get(channel) !== room) return;
-    closeQuietly(this.#client, CloseCode.TryAgainLater, `channel ${channel} restarted; reconnect and resume`);
+    if (code === CloseCode.TokenExpired) return this.#disconnect(CloseCode.TokenExpired, "token expired");
+    this.#disconnect(CloseCode.TryAgainLater, `channel ${channel} restarted; reconnect and resume`);
+  }
+
+  #disconnect(code: number, reason: string): void {
+    closeQuietly(this.#client, code, reason);
     this.#close();
   }
 

@@ -1,0 +1,43 @@
+/** What a relay token grants, from its `relay` claim. */
+export interface RelayClaims {
+  /** The client's name (`sub`), shown in presence. */
+  subject?: string;
+  publish: string[];
+  subscribe: string[];
+  /** `exp`, in seconds since the epoch. */
+  expiresAt: number;
+}
+
+/** Clock skew tolerated on `exp` and `nbf`, in seconds. */
+export const CLOCK_LEEWAY_SECONDS = 30;
+
+export type ClaimsResult = { ok: true; claims: RelayClaims } | { ok: false; reason: string };
+
+/**
+ * Checks a verified token's payload: `exp` required and not past, `nbf` not in the future (both
+ * with 30 s of leeway), and a `relay` claim whose `publish`/`subscribe` are lists of patterns.
+ *
+ * @example readClaims({ exp: now + 60, relay: { subscribe: ["*"] } }, now) // { ok: true, … }
+ */
+export function readClaims(payload: Record<string, unknown>, nowSeconds: number): ClaimsResult {
+  const { exp, nbf, sub, relay } = payload;
+  if (typeof exp !== "number" || !Number.isFinite(exp)) return { ok: false, reason: "The token has no exp claim; relay tokens must expire." };
+  if (exp + CLOCK_LEEWAY_SECONDS <= nowSeconds) return { ok: false, reason: "The token has expired." };
+  if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf) || nbf - CLOCK_LEEWAY_SECONDS > nowSeconds)) {
+    return { ok: false, reason: "The token is not valid yet (nbf)." };
+  }
+  if (sub !== undefined && typeof sub !== "string") return { ok: false, reason: "The token's sub must be a string." };
+  const grants = typeof relay === "object" && relay !== null && !Array.isArray(relay) ? (relay as Record<string, unknown>) : undefined;
+  const publish = patternList(grants?.publish);
+  const subscribe = patternList(grants?.subscribe);
+  if (!grants || publish === undefined || subscribe === undefined) {
+    return { ok: false, reason: 'The token needs a relay claim like {"publish":["news"],"subscribe":["*"]}.' };
+  }
+  return { ok: true, claims: { subject: sub, publish, subscribe, expiresAt: exp } };
+}
+
+function patternList(value: unknown): string[] | undefined {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string" && item.length > 0 && item.length <= 256)) return undefined;
+  return value as string[];
+}
