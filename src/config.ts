@@ -26,6 +26,8 @@ export interface RelayConfig {
   /** Publishes per second one WebSocket may sustain, and the burst it may send at once. */
   wsPublishRate: number;
   wsPublishBurst: number;
+  /** Open WebSocket and SSE connections one client address may hold; 0 turns the limit off. */
+  maxConnectionsPerIp: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -45,6 +47,7 @@ export const DEFAULTS: RelayConfig = {
   maxFrameBytes: 262144,
   wsPublishRate: 50,
   wsPublishBurst: 100,
+  maxConnectionsPerIp: 1000,
 };
 
 type SettingName =
@@ -64,7 +67,8 @@ type SettingName =
   | "MAX_SUBSCRIBERS_PER_CHANNEL"
   | "MAX_FRAME_BYTES"
   | "WS_PUBLISH_RATE"
-  | "WS_PUBLISH_BURST";
+  | "WS_PUBLISH_BURST"
+  | "MAX_CONNECTIONS_PER_IP";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -89,15 +93,22 @@ export function readConfig(vars: Vars): RelayConfig {
     maxFrameBytes: positiveInt(vars, "MAX_FRAME_BYTES", DEFAULTS.maxFrameBytes),
     wsPublishRate: positiveInt(vars, "WS_PUBLISH_RATE", DEFAULTS.wsPublishRate),
     wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),
+    maxConnectionsPerIp: wholeNumber(vars, "MAX_CONNECTIONS_PER_IP", DEFAULTS.maxConnectionsPerIp),
   };
 }
 
 function positiveInt(vars: Vars, name: SettingName, fallback: number): number {
+  return wholeNumber(vars, name, fallback, 1);
+}
+
+function wholeNumber(vars: Vars, name: SettingName, fallback: number, min = 0): number {
   const raw = vars[name];
   if (raw === undefined || raw === "") return fallback;
   // Only numbers and plain digit strings: `true`, "1e3" or "0x10" are typos, not settings.
   const value = typeof raw === "number" ? raw : typeof raw === "string" && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`Setting ${name} must be a positive whole number, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new Error(`Setting ${name} must be ${min === 1 ? "a positive whole number" : "a whole number from 0 up"}, got ${JSON.stringify(raw)}`);
+  }
   return value;
 }
 

@@ -4,6 +4,7 @@ import { readConfig } from "./config";
 import { type PublishReceipt, publishMessage } from "./publish";
 import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./routes/params";
 
+export { ConnectionLimiter } from "./limits/connection-limiter";
 export { Room } from "./room/room";
 
 const app = createApp();

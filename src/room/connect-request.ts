@@ -1,3 +1,4 @@
+import type { ConnectionLease } from "../limits/connections";
 import { parseSeq } from "../protocol/ids";
 import { isChannelName } from "../protocol/names";
 import { type FormatName, isFormatName } from "./subscriber-formats";
@@ -23,6 +24,8 @@ export interface ConnectParams {
   presence?: boolean;
   /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
   expiresAt?: number;
+  /** The client address's connection slot, which the room gives back when the socket closes. */
+  lease?: ConnectionLease;
 }
 
 // Rooms are reachable only through the Worker's stubs, so this URL never comes from a client.
@@ -42,6 +45,10 @@ export function connectRequest(params: ConnectParams): Request {
   if (params.canPublish) query.set("publish", "1");
   if (params.presence) query.set("presence", "1");
   if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
+  if (params.lease) {
+    query.set("lease_key", params.lease.key);
+    query.set("lease_id", params.lease.id);
+  }
   return new Request(url, { headers: { Upgrade: "websocket" } });
 }
 
@@ -56,6 +63,8 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const clientId = query.get("client");
   const sinceParam = query.get("since");
   const since = sinceParam === null ? undefined : parseSeq(sinceParam);
+  const leaseKey = query.get("lease_key");
+  const leaseId = query.get("lease_id");
   const expiresParam = query.get("expires");
   const expiresAt = expiresParam === null ? undefined : Number(expiresParam);
   if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isFormatName(format)) return undefined;
@@ -72,5 +81,6 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
     canPublish: query.get("publish") === "1",
     presence: query.get("presence") === "1",
     expiresAt,
+    lease: leaseKey !== null && leaseId !== null ? { key: leaseKey, id: leaseId } : undefined,
   };
 }

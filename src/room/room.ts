@@ -19,6 +19,7 @@ import {
 import { formatId, type MessageId } from "../protocol/ids";
 import { DEFAULT_EVENT } from "../protocol/names";
 import { type ConnectParams, readConnectRequest, type Transport } from "./connect-request";
+import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { FORMAT_NAMES, type FormatName, type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
@@ -64,6 +65,7 @@ interface SocketAttachment {
   canPublish: boolean;
   /** When the client's token expires, in seconds since the epoch. */
   expiresAt?: number;
+  lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
 }
@@ -235,6 +237,7 @@ export class Room extends DurableObject<Env> {
       clientFrames: params.clientFrames ?? false,
       canPublish: params.canPublish ?? false,
       expiresAt: params.expiresAt,
+      lease: params.lease,
     };
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
@@ -247,6 +250,7 @@ export class Room extends DurableObject<Env> {
     const attachment = attachmentOf(ws);
     if (attachment.left) return;
     ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
+    this.ctx.waitUntil(releaseConnection(this.env, attachment.lease));
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, attachment, ws);
   }
 

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
+import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { messageTooLarge, publishMessage } from "../publish";
 import { checkWebSocketOrigin } from "../security/origins";
@@ -58,11 +59,15 @@ resource(channels, "/:channel/events", {
     const channel = channelParam(c);
     const grant = grantFor(c, channel, "subscribe");
     const since = resumeCursor(c);
+    const lease = await acquireConnection(c.env, config, c.req.raw);
     let room: WebSocket | undefined;
     const stream = new SSEStream({
       keepaliveSeconds: config.keepaliveSeconds,
       bufferBytes: config.sseBufferBytes,
-      onEnd: () => room && closeQuietly(room, 1000, "subscriber left"),
+      onEnd: () => {
+        if (room) closeQuietly(room, 1000, "subscriber left");
+        c.executionCtx.waitUntil(releaseConnection(c.env, lease));
+      },
     });
     try {
       // The room sends finished SSE text; the Worker passes it through untouched.
@@ -94,8 +99,9 @@ resource(channels, "/:channel/ws", {
     checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
     const grant = grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
+    const lease = await acquireConnection(c.env, c.get("config"), c.req.raw);
     // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
-    return roomOf(c.env, channel).fetch(
+    const response = await roomOf(c.env, channel).fetch(
       connectRequest({
         channel,
         format: "json",
@@ -106,8 +112,12 @@ resource(channels, "/:channel/ws", {
         canPublish: grant.canPublish,
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
+        lease,
       }),
     );
+    // Refused (a limit): the room never took the slot, so give it back here.
+    if (response.status !== 101) c.executionCtx.waitUntil(releaseConnection(c.env, lease));
+    return response;
   },
 });
 

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
 import { RelayError } from "../errors";
 import { type Cursor, parseCursor } from "../protocol/cursor";
+import { acquireConnection, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { checkWebSocketOrigin } from "../security/origins";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
@@ -13,11 +14,12 @@ import { resource } from "./resource";
 export const multiplex = new Hono<AppEnv>();
 
 resource(multiplex, "/ws", {
-  GET: (c) => {
+  GET: async (c) => {
     requireUpgrade(c.req.header("Upgrade"));
     const config = c.get("config");
     const identity = c.get("identity");
     checkWebSocketOrigin(c.req.raw, config, identity);
+    const lease = await acquireConnection(c.env, config, c.req.raw);
     const { 0: client, 1: server } = new WebSocketPair();
     new MultiplexSession(server, {
       env: c.env,
@@ -25,6 +27,7 @@ resource(multiplex, "/ws", {
       authorize: (channel, action) => grantFor(c, channel, action),
       clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
       publisherKey: publisherKey(identity, c.req.raw),
+      onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
     });
     return new Response(null, { status: 101, webSocket: client });
   },
@@ -45,12 +48,14 @@ resource(multiplex, "/events", {
     }
     const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
     const identity = c.get("identity");
+    const lease = await acquireConnection(c.env, config, c.req.raw);
     return multiplexSSE(c.env, config, {
       channels,
       resume,
       clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
       presence: c.req.query("presence") === "1",
       expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
+      onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
     });
   },
 });

@@ -15,13 +15,15 @@ export interface MultiplexSSERequest {
   presence: boolean;
   /** When the token expires (seconds since the epoch); the rooms end the stream then. */
   expiresAt?: number;
+  /** Called once when the stream ends. */
+  onEnd(): void;
 }
 
 /**
  * One SSE stream over several channels. Each event's data is the JSON envelope and its id is the
  * cursor over every channel of the stream, so `Last-Event-ID` resumes them all at once.
  */
-export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence, expiresAt }: MultiplexSSERequest): Promise<Response> {
+export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest): Promise<Response> {
   const rooms: WebSocket[] = [];
   /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
   const position: Cursor = new Map();
@@ -31,6 +33,7 @@ export async function multiplexSSE(env: Env, config: RelayConfig, { channels, re
     bufferBytes: config.sseBufferBytes,
     onEnd: () => {
       for (const room of rooms) closeQuietly(room, 1000, "subscriber left");
+      onEnd();
     },
   });
 

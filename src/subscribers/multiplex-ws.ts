@@ -28,6 +28,8 @@ export interface MultiplexContext {
   clientId: string;
   /** Whose publishes count together against the rate limit. */
   publisherKey: string;
+  /** Called once when the session ends. */
+  onClose(): void;
 }
 
 /**
@@ -140,6 +142,7 @@ export class MultiplexSession {
     this.#closed = true;
     for (const room of this.#rooms.values()) if (room) closeQuietly(room, 1000, "subscriber left");
     this.#rooms.clear();
+    this.#context.onClose();
   }
 
   #sendError(ref: string | undefined, error: unknown): void {
