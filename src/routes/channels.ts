@@ -90,7 +90,7 @@ resource(channels, "/:channel/events", {
     }
     return stream.response;
   },
-});
+}, { subscribes: true });
 
 resource(channels, "/:channel/ws", {
   GET: async (c) => {
@@ -119,7 +119,7 @@ resource(channels, "/:channel/ws", {
     if (response.status !== 101) c.executionCtx.waitUntil(releaseConnection(c.env, lease));
     return response;
   },
-});
+}, { subscribes: true });
 
 resource(channels, "/:channel/poll", {
   GET: async (c) => {
@@ -129,7 +129,7 @@ resource(channels, "/:channel/poll", {
     const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
     return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: grant.subject ?? crypto.randomUUID() }));
   },
-});
+}, { subscribes: true });
 
 resource(channels, "/:channel/presence", {
   GET: async (c) => {

@@ -31,7 +31,7 @@ resource(multiplex, "/ws", {
     });
     return new Response(null, { status: 101, webSocket: client });
   },
-});
+}, { subscribes: true });
 
 resource(multiplex, "/events", {
   GET: async (c) => {
@@ -58,7 +58,7 @@ resource(multiplex, "/events", {
       onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
     });
   },
-});
+}, { subscribes: true });
 
 /** The stream's resume point: `Last-Event-ID` (a reconnecting browser) or `since`, naming only the stream's channels. */
 function resumeCursor(text: string | undefined, channels: string[]): Cursor {

@@ -45,7 +45,9 @@ export class SSEStream {
       },
     });
     this.write(encodeSSE({ retry: RETRY_MS }));
-    this.#keepalive = setInterval(() => this.write(encodeSSEComment("keepalive")), keepaliveSeconds * 1000);
+    // A departed client is noticed only when a write fails, and the first write after it left
+    // usually still succeeds: writing three times per period forgets it within KEEPALIVE_SECONDS.
+    this.#keepalive = setInterval(() => this.write(encodeSSEComment("keepalive")), (keepaliveSeconds * 1000) / 3);
   }
 
   get isOpen(): boolean {

@@ -43,6 +43,32 @@ function publishInBackground(url: string, channel: string, count: number, pauseE
   return { done, sent: () => sent };
 }
 
+/** One reconnect: the last id the client had, and how many publishes were acknowledged around it. */
+interface ReconnectWindow {
+  lastSeen: number;
+  sentBefore: number;
+  sentAfter: number;
+}
+
+/**
+ * The reconnects happened while the publisher was still running, and each had missed messages
+ * to replay (the publisher had gone past the last id the client saw).
+ */
+function expectRacedThePublisher(windows: ReconnectWindow[], total: number): void {
+  for (const w of windows) {
+    expect(w.sentBefore, JSON.stringify(windows)).toBeLessThan(total);
+    expect(w.sentBefore, JSON.stringify(windows)).toBeGreaterThan(w.lastSeen);
+  }
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
 function idsOf(items: ReadonlyArray<{ id: string }>): string[] {
   return items.map((m) => m.id);
 }
@@ -56,19 +82,22 @@ describe("WebSocket resume with ?since", () => {
     const publisher = publishInBackground(relay.url, channel, total);
 
     const segments: Array<Array<{ id: string; data: string }>> = [];
+    const windows: ReconnectWindow[] = [];
     for (let cycle = 1; cycle <= 5; cycle++) {
       // Let some messages arrive, then drop the socket abruptly and keep only what was seen.
-      const seenBefore = segments.flat().length;
-      await sub.waitFor((frames) => frames.filter((f) => f.type === "message").length >= 5 || publisher.sent() >= total, 10_000, "some messages");
+      await sub.waitFor((frames) => frames.filter((f) => f.type === "message").length >= 8 || publisher.sent() >= total, 10_000, "some messages");
       sub.ws.removeAllListeners("message");
       const seen = sub.messages().map(({ id, data }) => ({ id, data }));
       sub.ws.terminate();
       segments.push(seen);
       const lastId = segments.flat().at(-1)?.id ?? "0";
-      expect(segments.flat().length).toBeGreaterThanOrEqual(seenBefore);
 
+      // Stay away until the publisher has moved on, so there is something to miss.
+      await waitUntil(() => publisher.sent() >= Number(lastId) + 2, 10_000, "publishes while disconnected");
+      const sentBefore = publisher.sent();
       sub = await openWs(relay.url, channel, { since: lastId });
       clients.push(sub);
+      windows.push({ lastSeen: Number(lastId), sentBefore, sentAfter: publisher.sent() });
       const greeting = sub.frames.items[0];
       expect(greeting).toMatchObject({ type: "subscribed", channel });
     }
@@ -84,6 +113,7 @@ describe("WebSocket resume with ?since", () => {
     expect(all.map((m) => m.data)).toEqual(idRange(1, total).map((i) => `m${i}`));
     // No gap frame: everything missed was still retained.
     expect(sub.frames.items.some((f) => f.type === "gap")).toBe(false);
+    expectRacedThePublisher(windows, total);
   }, 60_000);
 });
 
@@ -91,16 +121,19 @@ describe("SSE resume", () => {
   it("the eventsource client's own reconnect (Last-Event-ID) loses and repeats nothing under concurrent publishes", async () => {
     const channel = uniqueChannel("resume-sse-auto");
     const total = 120;
-    const sub = await openSse(relay.url, channel, { retryMs: 50 });
+    const sub = await openSse(relay.url, channel, { retryMs: 100 });
     clients.push(sub);
     const publisher = publishInBackground(relay.url, channel, total);
+    const windows: Array<{ sentBefore: number; sentAfter: number }> = [];
 
     for (let cycle = 1; cycle <= 4; cycle++) {
       const before = sub.messages().length;
       await sub.waitFor((events) => events.length >= before + 5 || publisher.sent() >= total, 10_000, "some events");
       // End the response as a server or proxy would; the client must reconnect by itself.
+      const sentBefore = publisher.sent();
       sub.cut();
       await sub.waitForOpens(cycle + 1, 10_000);
+      windows.push({ sentBefore, sentAfter: publisher.sent() });
     }
 
     await publisher.done;
@@ -112,6 +145,8 @@ describe("SSE resume", () => {
     const resumed = sub.requests.slice(1);
     expect(resumed.length).toBeGreaterThanOrEqual(4);
     for (const req of resumed) expect(req.lastEventId).toMatch(/^[1-9][0-9]*$/);
+    expect(windows.every((w) => w.sentBefore < total), JSON.stringify(windows)).toBe(true);
+    expect(windows.some((w) => w.sentAfter > w.sentBefore), JSON.stringify(windows)).toBe(true);
   }, 60_000);
 
   for (const how of ["Last-Event-ID", "since"] as const) {
@@ -123,15 +158,19 @@ describe("SSE resume", () => {
       const publisher = publishInBackground(relay.url, channel, total);
 
       const segments: SseEvent[][] = [];
+      const windows: ReconnectWindow[] = [];
       for (let cycle = 1; cycle <= 4; cycle++) {
         const current = sub;
-        await current.waitFor((events) => events.length >= 5 || publisher.sent() >= total, 10_000, "some events");
+        await current.waitFor((events) => events.length >= 8 || publisher.sent() >= total, 10_000, "some events");
         const seen = [...current.messages()];
         current.close();
         segments.push(seen);
         const lastId = segments.flat().at(-1)?.id ?? "0";
+        await waitUntil(() => publisher.sent() >= Number(lastId) + 2, 10_000, "publishes while disconnected");
+        const sentBefore = publisher.sent();
         sub = await openSse(relay.url, channel, how === "since" ? { since: lastId } : { lastEventId: lastId });
         clients.push(sub);
+        windows.push({ lastSeen: Number(lastId), sentBefore, sentAfter: publisher.sent() });
         expect(sub.requests[0]?.lastEventId ?? null).toBe(how === "since" ? null : lastId);
       }
 
@@ -142,6 +181,7 @@ describe("SSE resume", () => {
       const all = segments.flat();
       expect(idsOf(all)).toEqual(idRange(1, total));
       expect(all.map((e) => e.data)).toEqual(idRange(1, total).map((i) => `m${i}`));
+      expectRacedThePublisher(windows, total);
     }, 60_000);
   }
 

@@ -187,7 +187,10 @@ export async function openWs(url: string, channel: string, options: WsOptions = 
   await withTimeout(
     new Promise<void>((resolve, reject) => {
       ws.once("open", () => resolve());
-      ws.once("unexpected-response", (_req, res) => reject(new Error(`WebSocket upgrade refused: ${res.statusCode}`)));
+      ws.once("unexpected-response", (req, res) => {
+        req.destroy();
+        reject(new Error(`WebSocket upgrade refused: ${res.statusCode}`));
+      });
       ws.once("error", reject);
     }),
     options.timeoutMs ?? DEFAULT_WAIT_MS,

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -13,9 +13,12 @@ export interface Relay {
   persistTo: string;
   /** Pid of the spawned process, which leads its own process group (workerd included). */
   pid: number;
-  /** SIGTERM to the process group, SIGKILL after a short bound; resolves once every member is gone. */
+  /**
+   * SIGTERM to the process group, SIGKILL after a short bound; resolves once every member is gone.
+   * Also removes the state directory if `startRelay` made it and no running relay uses it.
+   */
   stop(): Promise<void>;
-  /** SIGKILL to the process group (a crash); resolves once every member is gone. */
+  /** SIGKILL to the process group (a crash); resolves once every member is gone. Keeps the state. */
   kill9(): Promise<void>;
   /** What the process printed so far (stdout and stderr interleaved, the last 64 KiB). */
   output(): string;
@@ -24,7 +27,7 @@ export interface Relay {
 export interface StartRelayOptions {
   /** Extra Worker vars, passed as `--var NAME:VALUE`. `ALLOW_ANONYMOUS:true` is always set. */
   vars?: Record<string, string>;
-  /** Reuse a persistence directory (restart); a fresh temp dir otherwise. */
+  /** Reuse a persistence directory (restart); a fresh temp dir otherwise (removed by `stop()`). */
   persistTo?: string;
   /** Listen on this port (restart on the same address); a free one otherwise. */
   port?: number;
@@ -33,19 +36,22 @@ export interface StartRelayOptions {
 }
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+/** What `npm run dev` runs: wrangler's dev server without the DevTools inspector. */
+const DEV_SCRIPT = join(ROOT, "scripts/dev.mjs");
 const OUTPUT_LIMIT = 64 * 1024;
 const STOP_GRACE_MS = 5_000;
 const GONE_TIMEOUT_MS = 10_000;
 
 /** Process groups started here and not yet reaped; killed if the test process exits early. */
 const running = new Set<number>();
+/** State directories made here, with the pids of the running relays that use them. */
+const madeDirs = new Map<string, Set<number>>();
 process.once("exit", () => {
   for (const pgid of running) signalGroup(pgid, "SIGKILL");
 });
 
 /**
- * Starts `wrangler dev` on 127.0.0.1 and resolves once `/healthz` answers 200.
+ * Starts the relay as `npm run dev` does (wrangler's dev server) on 127.0.0.1 and resolves once `/healthz` answers 200.
  *
  * @example
  * const relay = await startRelay({ vars: { HISTORY_LIMIT: "5" } });
@@ -54,26 +60,17 @@ process.once("exit", () => {
  */
 export async function startRelay(options: StartRelayOptions = {}): Promise<Relay> {
   const port = options.port ?? (await freePort());
-  // Every wrangler dev also opens an inspector; concurrent ones must not race for 9229.
-  const inspectorPort = await freePort();
   const persistTo = options.persistTo ?? (await mkdtemp(join(tmpdir(), "edge-relay-e2e-")));
+  if (options.persistTo === undefined) madeDirs.set(persistTo, new Set());
   const args = [
-    WRANGLER,
-    "dev",
+    DEV_SCRIPT,
     "--ip",
     "127.0.0.1",
     "--port",
     String(port),
-    "--inspector-port",
-    String(inspectorPort),
     "--persist-to",
     persistTo,
-    "--var",
-    "ALLOW_ANONYMOUS:true",
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-    "--show-interactive-dev-session=false",
-    "--log-level",
-    "warn",
   ];
 
   const child = spawn(process.execPath, args, {
@@ -85,6 +82,7 @@ export async function startRelay(options: StartRelayOptions = {}): Promise<Relay
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not spawn wrangler dev: ${args.join(" ")}`);
   running.add(pid);
+  madeDirs.get(persistTo)?.add(pid);
 
   let output = "";
   const collect = (chunk: Buffer): void => {
@@ -113,16 +111,28 @@ export async function startRelay(options: StartRelayOptions = {}): Promise<Relay
       // The leader may exit before workerd; anything left in the group after the grace is killed.
       if (!leaderGone || !(await groupGone(pid, STOP_GRACE_MS))) signalGroup(pid, "SIGKILL");
       await reap(pid, exited);
+      const users = madeDirs.get(persistTo);
+      users?.delete(pid);
+      if (users?.size === 0) {
+        madeDirs.delete(persistTo);
+        await rm(persistTo, { recursive: true, force: true });
+      }
     },
     kill9: async () => {
       if (!running.has(pid)) return;
       signalGroup(pid, "SIGKILL");
       await reap(pid, exited);
+      madeDirs.get(persistTo)?.delete(pid);
     },
   };
 
   try {
-    await waitForHealth(url, options.readyTimeoutMs ?? 45_000, () => hasExited);
+    await waitForHealth(url, options.readyTimeoutMs ?? 45_000, () => {
+      if (hasExited) return "the process exited";
+      // wrangler dev keeps running after a build error, waiting for an edit; don't wait 45 s for it.
+      if (/Build failed/.test(output)) return "the Worker failed to build";
+      return undefined;
+    });
   } catch (error) {
     await relay.stop();
     throw new Error(`wrangler dev did not become healthy on ${url}: ${(error as Error).message}\n--- wrangler output ---\n${output}`);
@@ -162,11 +172,12 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-async function waitForHealth(url: string, timeoutMs: number, hasExited: () => boolean): Promise<void> {
+async function waitForHealth(url: string, timeoutMs: number, failure: () => string | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
-    if (hasExited()) throw new Error(`the process exited (${last})`);
+    const failed = failure();
+    if (failed !== undefined) throw new Error(`${failed} (${last})`);
     try {
       const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       await response.body?.cancel();

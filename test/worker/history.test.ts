@@ -92,3 +92,20 @@ describe("routes", () => {
     await expectError(await relay(`/v1/channels/${randomChannel()}/ws`), 426, "upgrade_required");
   });
 });
+
+describe("HEAD on subscribing routes", () => {
+  it("is refused with 405 and leaves no subscriber behind", async () => {
+    const channel = randomChannel();
+    for (const path of [`/v1/channels/${channel}/events`, `/v1/channels/${channel}/poll`, `/v1/channels/${channel}/ws`, `/v1/events?channel=${channel}`]) {
+      const res = await relay(path, { method: "HEAD" });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("Allow")).toBe("GET");
+    }
+    const info = (await (await relay(`/v1/channels/${channel}`)).json()) as { subscribers: Record<string, number> };
+    expect(info.subscribers).toEqual({ ws: 0, sse: 0, poll: 0 });
+  });
+
+  it("still answers HEAD on plain resources", async () => {
+    expect((await relay("/healthz", { method: "HEAD" })).status).toBe(200);
+  });
+});
