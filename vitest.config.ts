@@ -41,6 +41,30 @@ export default defineConfig({
         test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
       },
       {
+        // The relay as deployed: a secret (and the previous one, mid-rotation), public channels, one
+        // allowed origin and small limits, so auth, CORS and every limit can be exercised quickly.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                RELAY_JWT_SECRET: "test-secret",
+                RELAY_JWT_SECRET_PREVIOUS: "old-secret",
+                PUBLIC_CHANNELS: "public.*,lobby",
+                CORS_ORIGINS: "https://app.example",
+                MAX_SUBSCRIBERS_PER_CHANNEL: "5",
+                WS_PUBLISH_RATE: "5",
+                WS_PUBLISH_BURST: "5",
+                ALLOW_ANONYMOUS: "false",
+              },
+              // 5 publishes per 10 s per key (token subject or client IP) instead of wrangler.toml's 1000.
+              ratelimits: { PUBLISH_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 5, period: 10 } } },
+            },
+          }),
+        ],
+        test: { name: "worker-auth", include: ["test/worker-auth/**/*.test.ts"] },
+      },
+      {
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],

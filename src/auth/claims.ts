@@ -8,6 +8,9 @@ export interface RelayClaims {
   expiresAt: number;
 }
 
+/** The longest `sub` a token may carry; it is shown in presence lists. */
+export const MAX_SUBJECT_LENGTH = 256;
+
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const CLOCK_LEEWAY_SECONDS = 30;
 
@@ -26,14 +29,17 @@ export function readClaims(payload: Record<string, unknown>, nowSeconds: number)
   if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf) || nbf - CLOCK_LEEWAY_SECONDS > nowSeconds)) {
     return { ok: false, reason: "The token is not valid yet (nbf)." };
   }
-  if (sub !== undefined && typeof sub !== "string") return { ok: false, reason: "The token's sub must be a string." };
+  if (sub !== undefined && (typeof sub !== "string" || sub.length > MAX_SUBJECT_LENGTH)) {
+    return { ok: false, reason: `The token's sub must be a string of at most ${MAX_SUBJECT_LENGTH} characters.` };
+  }
   const grants = typeof relay === "object" && relay !== null && !Array.isArray(relay) ? (relay as Record<string, unknown>) : undefined;
   const publish = patternList(grants?.publish);
   const subscribe = patternList(grants?.subscribe);
   if (!grants || publish === undefined || subscribe === undefined) {
     return { ok: false, reason: 'The token needs a relay claim like {"publish":["news"],"subscribe":["*"]}.' };
   }
-  return { ok: true, claims: { subject: sub, publish, subscribe, expiresAt: exp } };
+  // An empty sub names nobody: the client is then known by a connection id, like an anonymous one.
+  return { ok: true, claims: { subject: sub || undefined, publish, subscribe, expiresAt: exp } };
 }
 
 function patternList(value: unknown): string[] | undefined {

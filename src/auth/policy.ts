@@ -45,3 +45,13 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
   if (!allowed) throw new RelayError("forbidden", `This token may not ${action} to ${channel}.`);
   return { canPublish, subject: claims.subject, expiresAt: claims.expiresAt };
 }
+
+/** How a client is known in presence: its token's `sub`, else a fresh connection id. */
+export function clientIdOf(subject: string | undefined): string {
+  return subject ?? crypto.randomUUID();
+}
+
+/** The identity's `sub`, when it has one. */
+export function subjectOf(identity: Identity): string | undefined {
+  return identity.kind === "token" ? identity.claims.subject : undefined;
+}

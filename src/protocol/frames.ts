@@ -108,6 +108,8 @@ export type ParseResult = { ok: true; frame: ClientFrame } | { ok: false; error:
 export interface ParseOptions {
   /** Largest `data` accepted, in UTF-8 bytes. */
   maxDataBytes: number;
+  /** Largest frame accepted, in bytes; checked before the frame is parsed. */
+  maxFrameBytes?: number;
 }
 
 const MAX_REF_LENGTH = 128;
@@ -121,6 +123,9 @@ const encoder = new TextEncoder();
  * // { ok: true, frame: { type: "publish", data: "hi", ref: "c1" } }
  */
 export function parseClientFrame(raw: string | ArrayBuffer, options: ParseOptions): ParseResult {
+  if (options.maxFrameBytes !== undefined && isFrameLargerThan(raw, options.maxFrameBytes)) {
+    return invalid("message_too_large", `Frames are at most ${options.maxFrameBytes} bytes (MAX_FRAME_BYTES).`);
+  }
   if (typeof raw !== "string") return invalid("invalid_frame", "Binary frames are not supported; send JSON text frames.");
 
   let value: unknown;
@@ -195,4 +200,14 @@ function invalid(code: ErrorCode, message: string, ref?: string): ParseResult {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Whether a frame is larger than `max` bytes, counting UTF-8 exactly only when it could matter.
+ */
+function isFrameLargerThan(raw: string | ArrayBuffer, max: number): boolean {
+  if (typeof raw !== "string") return raw.byteLength > max;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes.
+  if (raw.length * 3 <= max) return false;
+  return raw.length > max || encoder.encode(raw).byteLength > max;
 }

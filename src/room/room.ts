@@ -161,11 +161,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const { clientFrames, canPublish } = attachmentOf(ws);
     if (!clientFrames) return;
-    if (isLargerThan(raw, this.#config.maxFrameBytes)) {
-      return this.#sendFrame(ws, errorFrame(undefined, { code: "message_too_large", message: `Frames are at most ${this.#config.maxFrameBytes} bytes (MAX_FRAME_BYTES).` }));
-    }
 
-    const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes });
+    const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
     const frame = parsed.frame;
     if (frame.type !== ClientFrameType.Publish) {
@@ -355,14 +352,6 @@ export class Room extends DurableObject<Env> {
     if (!meter) this.#meters.set(ws, (meter = new PublishMeter(this.#config.wsPublishRate, this.#config.wsPublishBurst)));
     return meter;
   }
-}
-
-/** Whether a frame is larger than `max` bytes, counting UTF-8 exactly only when it could matter. */
-function isLargerThan(raw: string | ArrayBuffer, max: number): boolean {
-  if (typeof raw !== "string") return raw.byteLength > max;
-  // A UTF-16 unit is 1 to 3 UTF-8 bytes.
-  if (raw.length * 3 <= max) return false;
-  return raw.length > max || new TextEncoder().encode(raw).byteLength > max;
 }
 
 function attachmentOf(ws: WebSocket): SocketAttachment {

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
+import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { messageTooLarge, publishMessage } from "../publish";
@@ -77,7 +78,7 @@ resource(channels, "/:channel/events", {
           channel,
           format: "sse",
           transport: "sse",
-          clientId: grant.subject ?? crypto.randomUUID(),
+          clientId: clientIdOf(grant.subject),
           since,
           presence: c.req.query("presence") === "1",
           expiresAt: grant.expiresAt,
@@ -106,7 +107,7 @@ resource(channels, "/:channel/ws", {
         channel,
         format: "json",
         transport: "ws",
-        clientId: grant.subject ?? crypto.randomUUID(),
+        clientId: clientIdOf(grant.subject),
         since,
         clientFrames: true,
         canPublish: grant.canPublish,
@@ -127,7 +128,7 @@ resource(channels, "/:channel/poll", {
     const grant = grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
     const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
-    return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: grant.subject ?? crypto.randomUUID() }));
+    return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
   },
 }, { subscribes: true });
 

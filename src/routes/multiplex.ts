@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
+import { clientIdOf, subjectOf } from "../auth/policy";
 import { RelayError } from "../errors";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { acquireConnection, releaseConnection } from "../limits/connections";
@@ -19,15 +20,18 @@ resource(multiplex, "/ws", {
     const config = c.get("config");
     const identity = c.get("identity");
     checkWebSocketOrigin(c.req.raw, config, identity);
+    // A bad token is refused at the door, not on every frame.
+    if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
     const lease = await acquireConnection(c.env, config, c.req.raw);
     const { 0: client, 1: server } = new WebSocketPair();
     new MultiplexSession(server, {
       env: c.env,
       config,
       authorize: (channel, action) => grantFor(c, channel, action),
-      clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
+      clientId: clientIdOf(subjectOf(identity)),
       publisherKey: publisherKey(identity, c.req.raw),
       onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+      expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
     });
     return new Response(null, { status: 101, webSocket: client });
   },
@@ -52,7 +56,7 @@ resource(multiplex, "/events", {
     return multiplexSSE(c.env, config, {
       channels,
       resume,
-      clientId: (identity.kind === "token" && identity.claims.subject) || crypto.randomUUID(),
+      clientId: clientIdOf(subjectOf(identity)),
       presence: c.req.query("presence") === "1",
       expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
       onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),

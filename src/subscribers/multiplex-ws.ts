@@ -30,6 +30,8 @@ export interface MultiplexContext {
   publisherKey: string;
   /** Called once when the session ends. */
   onClose(): void;
+  /** When the token expires (seconds since the epoch): the session ends then, publishing included. */
+  expiresAt?: number;
 }
 
 /**
@@ -46,11 +48,17 @@ export class MultiplexSession {
   #publishing: Promise<void> = Promise.resolve();
   readonly #meter: PublishMeter;
   #closed = false;
+  /** Set when the client must go: no frame is read any more, queued publishes still finish. */
+  #leaving = false;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(client: WebSocket, context: MultiplexContext) {
     this.#client = client;
     this.#context = context;
     this.#meter = new PublishMeter(context.config.wsPublishRate, context.config.wsPublishBurst);
+    if (context.expiresAt !== undefined) {
+      this.#expiry = setTimeout(() => this.#leave(CloseCode.TokenExpired, "token expired"), Math.max(0, context.expiresAt * 1000 - Date.now()));
+    }
     client.addEventListener("message", (event) => this.#onMessage(event.data as string | ArrayBuffer));
     client.addEventListener("close", () => this.#close());
     client.addEventListener("error", () => this.#close());
@@ -58,8 +66,9 @@ export class MultiplexSession {
   }
 
   #onMessage(raw: string | ArrayBuffer): void {
+    if (this.#leaving) return;
     if (raw === PING_FRAME) return this.#send(PONG_FRAME);
-    const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes });
+    const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes, maxFrameBytes: this.#context.config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(parsed.error);
     const frame = parsed.frame;
     switch (frame.type) {
@@ -69,7 +78,7 @@ export class MultiplexSession {
         return this.#unsubscribe(frame);
       case ClientFrameType.Publish: {
         const verdict = this.#meter.check(Date.now());
-        if (verdict === "disconnect") return this.#disconnect(CloseCode.RateLimited, "publishing too fast");
+        if (verdict === "disconnect") return this.#leave(CloseCode.RateLimited, "publishing too fast");
         if (verdict === "refuse") return this.#error(frame.ref, "rate_limited", `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`);
         this.#publishing = this.#publishing.then(() => this.#publish(frame));
         return;
@@ -128,7 +137,7 @@ export class MultiplexSession {
   #roomClosed(channel: string, room: WebSocket | undefined, code: number): void {
     // Sockets this session closed itself (unsubscribe) are no longer in the map.
     if (this.#closed || !room || this.#rooms.get(channel) !== room) return;
-    if (code === CloseCode.TokenExpired) return this.#disconnect(CloseCode.TokenExpired, "token expired");
+    if (code === CloseCode.TokenExpired) return this.#leave(CloseCode.TokenExpired, "token expired");
     this.#disconnect(CloseCode.TryAgainLater, `channel ${channel} restarted; reconnect and resume`);
   }
 
@@ -137,9 +146,17 @@ export class MultiplexSession {
     this.#close();
   }
 
+  /** Stops reading frames and disconnects once the publishes already accepted are stored and acknowledged. */
+  #leave(code: number, reason: string): void {
+    if (this.#leaving) return;
+    this.#leaving = true;
+    void this.#publishing.then(() => this.#disconnect(code, reason));
+  }
+
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#expiry !== undefined) clearTimeout(this.#expiry);
     for (const room of this.#rooms.values()) if (room) closeQuietly(room, 1000, "subscriber left");
     this.#rooms.clear();
     this.#context.onClose();

@@ -10,6 +10,10 @@ const NUMERIC = [
   "MAX_CHANNELS_PER_CONNECTION",
   "MAX_POLLERS_PER_CHANNEL",
   "MAX_BATCH_MESSAGES",
+  "MAX_SUBSCRIBERS_PER_CHANNEL",
+  "MAX_FRAME_BYTES",
+  "WS_PUBLISH_RATE",
+  "WS_PUBLISH_BURST",
 ] as const;
 
 describe("readConfig", () => {
@@ -24,6 +28,14 @@ describe("readConfig", () => {
       maxChannelsPerConnection: 100,
       maxPollersPerChannel: 1000,
       maxBatchMessages: 100,
+      jwtSecrets: [],
+      publicChannels: [],
+      corsOrigins: ["*"],
+      maxSubscribersPerChannel: 10000,
+      maxFrameBytes: 262144,
+      wsPublishRate: 50,
+      wsPublishBurst: 100,
+      maxConnectionsPerIp: 1000,
     };
     expect(readConfig({})).toEqual(expected);
     expect(DEFAULTS).toEqual(expected);
@@ -45,6 +57,15 @@ describe("readConfig", () => {
         MAX_CHANNELS_PER_CONNECTION: "3",
         MAX_POLLERS_PER_CHANNEL: "7",
         MAX_BATCH_MESSAGES: "9",
+        RELAY_JWT_SECRET: "new",
+        RELAY_JWT_SECRET_PREVIOUS: "old",
+        PUBLIC_CHANNELS: " status.* , lobby ,",
+        CORS_ORIGINS: "https://a.example,https://b.example",
+        MAX_SUBSCRIBERS_PER_CHANNEL: "11",
+        MAX_FRAME_BYTES: "2048",
+        WS_PUBLISH_RATE: "2",
+        WS_PUBLISH_BURST: "4",
+        MAX_CONNECTIONS_PER_IP: "0",
       }),
     ).toEqual({
       maxMessageBytes: 1024,
@@ -56,6 +77,14 @@ describe("readConfig", () => {
       maxChannelsPerConnection: 3,
       maxPollersPerChannel: 7,
       maxBatchMessages: 9,
+      jwtSecrets: ["new", "old"],
+      publicChannels: ["status.*", "lobby"],
+      corsOrigins: ["https://a.example", "https://b.example"],
+      maxSubscribersPerChannel: 11,
+      maxFrameBytes: 2048,
+      wsPublishRate: 2,
+      wsPublishBurst: 4,
+      maxConnectionsPerIp: 0,
     });
   });
 
@@ -91,5 +120,15 @@ describe("readConfig", () => {
 
   it("shows the bad value in the message", () => {
     expect(() => readConfig({ HISTORY_LIMIT: "lots" })).toThrow('Setting HISTORY_LIMIT must be a positive whole number, got "lots"');
+  });
+
+  it("lets MAX_CONNECTIONS_PER_IP be 0 (off) but nothing negative or fractional", () => {
+    expect(readConfig({ MAX_CONNECTIONS_PER_IP: "0" }).maxConnectionsPerIp).toBe(0);
+    for (const value of ["-1", "1.5", "many"]) expect(() => readConfig({ MAX_CONNECTIONS_PER_IP: value })).toThrow("MAX_CONNECTIONS_PER_IP");
+  });
+
+  it("keeps only the secrets that are set", () => {
+    expect(readConfig({ RELAY_JWT_SECRET: "s" }).jwtSecrets).toEqual(["s"]);
+    expect(readConfig({ RELAY_JWT_SECRET_PREVIOUS: "old" }).jwtSecrets).toEqual(["old"]);
   });
 });
