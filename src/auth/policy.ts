@@ -8,6 +8,8 @@ export type Action = "publish" | "subscribe";
 /** What a request may do on a channel, decided once at the edge and carried into the room. */
 export interface Grant {
   canPublish: boolean;
+  /** Why a publish would be refused: no (usable) token, or a token without the right. */
+  publishRefusal?: "unauthorized" | "forbidden";
   /** Who the client is (a token's `sub`), when it said so. */
   subject?: string;
   /** When the token expires (seconds since the epoch); connections end then. */
@@ -31,11 +33,11 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
         'Anonymous publishing is disabled. Configure auth with `wrangler secret put RELAY_JWT_SECRET` and send a token, or set ALLOW_ANONYMOUS = "true" for local development.',
       );
     }
-    return { canPublish: config.allowAnonymous };
+    return config.allowAnonymous ? { canPublish: true } : { canPublish: false, publishRefusal: "unauthorized" };
   }
 
   if (identity.kind === "anonymous") {
-    if (action === "subscribe" && matchesAny(config.publicChannels, channel)) return { canPublish: false };
+    if (action === "subscribe" && matchesAny(config.publicChannels, channel)) return { canPublish: false, publishRefusal: "unauthorized" };
     throw new RelayError("unauthorized", `${action === "publish" ? "Publishing" : "Subscribing"} to ${channel} needs a token: Authorization: Bearer, ?token= or the relay_token cookie.`);
   }
 
@@ -43,7 +45,7 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
   const canPublish = matchesAny(claims.publish, channel);
   const allowed = action === "publish" ? canPublish : matchesAny(claims.subscribe, channel) || matchesAny(config.publicChannels, channel);
   if (!allowed) throw new RelayError("forbidden", `This token may not ${action} to ${channel}.`);
-  return { canPublish, subject: claims.subject, expiresAt: claims.expiresAt };
+  return { canPublish, ...(canPublish ? {} : { publishRefusal: "forbidden" as const }), subject: claims.subject, expiresAt: claims.expiresAt };
 }
 
 /** How a client is known in presence: its token's `sub`, else a fresh connection id. */

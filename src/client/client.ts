@@ -142,7 +142,7 @@ export class RelayClient {
     }
     if (typeof data !== "string") return Promise.reject(new TypeError("publish() takes the data as a string; JSON.stringify objects first."));
     if (this.#state === "closed") return Promise.reject(new RelayClientError("closed", "The client is closed; call connect() first.", { channel }));
-    const offline = this.#state !== "open" || this.#httpDown;
+    const offline = !this.#anyOpen() || this.#httpDown;
     const { maxQueuedPublishes } = this.#options;
     if (offline && this.#queue.filter((item) => !item.sending).length >= maxQueuedPublishes) {
       return Promise.reject(
@@ -254,7 +254,7 @@ export class RelayClient {
     this.#pumping = true;
     clearTimeout(this.#publishTimer);
     try {
-      while (this.#state === "open") {
+      while (this.#anyOpen()) {
         const item = this.#queue.find((queued) => !queued.sending);
         if (!item) break;
         const socket = this.#webSocket();
@@ -324,6 +324,12 @@ export class RelayClient {
       throw new Retryable(`HTTP ${response.status}`, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined);
     }
     throw await errorFromResponse(response, item.channel);
+  }
+
+  /** Whether some connection is open: publishes can go (the others may be reconnecting). */
+  #anyOpen(): boolean {
+    for (const connection of this.#connections.values()) if (connection.state === "open") return true;
+    return false;
   }
 
   #webSocket() {

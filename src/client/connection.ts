@@ -3,11 +3,11 @@ import type { Envelope } from "../protocol/envelope";
 import { parseSeq } from "../protocol/ids";
 import { backoffDelay } from "./backoff";
 import type { ResolvedOptions } from "./defaults";
-import { RelayClientError } from "./errors";
+import { errorFromResponse, RelayClientError } from "./errors";
 import type { ClientSubscription } from "./subscription";
 import { PollTransport } from "./transports/poll";
 import { SseTransport } from "./transports/sse";
-import type { Positions, Transport, TransportContext, TransportEvents, TransportFailure } from "./transports/transport";
+import { authHeaders, channelPath, type Positions, type Transport, type TransportContext, type TransportEvents, type TransportFailure } from "./transports/transport";
 import { WsTransport } from "./transports/ws";
 import type { ConnectionState, GapEvent, RelayMessage, TransportName, TransportPreference } from "./types";
 
@@ -69,6 +69,8 @@ export class Connection {
   /** Failures of the current transport with the relay reachable: evidence it is blocked. */
   #strikes = 0;
   #transport: Transport | undefined;
+  /** The token the current (or last) transport connected with. */
+  #token: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Bumped by every connect and stop, so an outdated async step (token, probe) gives up. */
   #generation = 0;
@@ -187,6 +189,7 @@ export class Connection {
       return this.#retry();
     }
     if (generation !== this.#generation) return;
+    this.#token = token;
     const name = this.#chain[this.#chainIndex] ?? "ws";
     const context: TransportContext = { options: this.#host.options, token, positions: () => this.positions(), events: this.#eventsFor(() => transport) };
     const transport = createTransport(name, context);
@@ -307,15 +310,15 @@ export class Connection {
   async #onFailed(failure: TransportFailure): Promise<void> {
     this.#transport = undefined;
     const generation = ++this.#generation;
+    const token = this.#token;
     const freshTokens = typeof this.#host.options.token === "function";
     switch (failure.kind) {
       case "unsupported":
         if (this.#fallback()) return void this.#connect();
         return this.#terminate(failure.error);
       case "stalled":
-        this.#setState(this.#state === "connecting" ? "connecting" : "reconnecting");
-        if (++this.#strikes >= this.#host.options.fallbackAfter && this.#fallback()) return void this.#connect();
-        return this.#retry();
+        this.#setState(this.#state === "open" ? "reconnecting" : this.#state);
+        return this.#blocked();
       case "http":
         // An expired token on a working connection: a fresh one may do; a refused handshake will not.
         if (failure.status === 401 && freshTokens && failure.opened) return this.#reconnectAtOnce();
@@ -330,14 +333,28 @@ export class Connection {
         }
         if (!failure.opened) {
           this.#setState(this.#state === "open" ? "reconnecting" : this.#state);
-          // Never got through: is the relay down (wait and retry) or is this transport blocked (fall back)?
-          const reachable = await this.#probe();
+          // Never got through: is the relay down (wait and retry), refusing the token (stop), or is
+          // this transport blocked (fall back)? A browser WebSocket cannot see the upgrade's status.
+          const verdict = await this.#probe(token);
           if (generation !== this.#generation) return;
-          if (reachable && ++this.#strikes >= this.#host.options.fallbackAfter && this.#fallback()) return void this.#connect();
+          if (verdict instanceof RelayClientError) return this.#terminate(verdict);
+          if (verdict === "up") return this.#blocked();
         }
         return this.#retry();
       }
     }
+  }
+
+  /**
+   * The transport failed while the relay answers plain HTTP: it looks blocked. `auto` tries it again
+   * at once (the relay may just have come back) and falls back after `fallbackAfter` such failures
+   * in a row; a pinned transport can only wait and retry.
+   */
+  #blocked(): void {
+    const canFallBack = this.#chainIndex + 1 < this.#chain.length;
+    if (!canFallBack) return this.#retry();
+    if (++this.#strikes >= this.#host.options.fallbackAfter) this.#fallback();
+    void this.#connect();
   }
 
   #reconnectAtOnce(): void {
@@ -370,16 +387,23 @@ export class Connection {
     this.#host.terminated(this, error);
   }
 
-  /** Whether the relay answers plain HTTP at all. */
-  async #probe(): Promise<boolean> {
+  /**
+   * Asks the relay by plain HTTP, with the connection's token, about one of its channels (or its
+   * health when it has none): `down` when nothing answers, the refusal when the token is refused.
+   */
+  async #probe(token: string | undefined): Promise<"down" | "up" | RelayClientError> {
     const { options } = this.#host;
+    const channel = this.positions().keys().next().value;
+    const url = channel === undefined ? `${options.httpBase}/healthz` : `${options.httpBase}${channelPath(channel)}`;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), options.connectTimeout);
     try {
-      const response = await options.fetch(`${options.httpBase}/healthz`, { signal: abort.signal });
-      return response.ok;
+      const response = await options.fetch(url, { headers: authHeaders(token), signal: abort.signal });
+      if (response.status === 401 || response.status === 403) return await errorFromResponse(response, channel);
+      // A proxy's 502 while the relay restarts is no answer from the relay.
+      return response.status >= 500 ? "down" : "up";
     } catch {
-      return false;
+      return "down";
     } finally {
       clearTimeout(timer);
     }

@@ -41,7 +41,8 @@ export interface ResolvedOptions {
 }
 
 export function resolveOptions(options: RelayClientOptions): ResolvedOptions {
-  const url = options.url ?? globals.location?.href;
+  // In a page, the relay that served it; the page's own path is no part of the API's.
+  const url = options.url ?? globals.location?.origin;
   if (url === undefined) throw new TypeError("RelayClient needs options.url outside a browser page.");
   const base = new URL(url, globals.location?.href);
   if (!/^(https?|wss?):$/.test(base.protocol)) throw new TypeError(`RelayClient url must be http(s) or ws(s), got ${base.protocol}`);

@@ -49,7 +49,7 @@ interface Globals {
   fetch?: FetchLike;
   window?: EventTargetLike;
   document?: DocumentLike;
-  location?: { href: string };
+  location?: { href: string; origin: string };
   crypto?: { randomUUID?: () => string };
 }
 

@@ -33,7 +33,7 @@ export type MessageHandler = (message: RelayMessage) => void;
 export type TokenProvider = string | (() => string | undefined | Promise<string | undefined>);
 
 export interface RelayClientOptions {
-  /** The relay's base URL, `https://relay.example.com`; defaults to the page's origin. */
+  /** The relay's base URL (`https://relay.example.com`, or with a path prefix); defaults to the page's origin. */
   url?: string;
   token?: TokenProvider;
   /** Default transport of subscriptions that do not pick one. Default `auto`. */

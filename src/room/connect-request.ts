@@ -20,6 +20,8 @@ export interface ConnectParams {
   /** The socket is the client's own, so the room answers its frames (publish, errors). */
   clientFrames?: boolean;
   canPublish?: boolean;
+  /** The error a refused publish gets: no token (`unauthorized`) or no right (`forbidden`). */
+  publishRefusal?: "unauthorized" | "forbidden";
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
   /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
@@ -43,6 +45,7 @@ export function connectRequest(params: ConnectParams): Request {
   if (params.since !== undefined) query.set("since", String(params.since));
   if (params.clientFrames) query.set("frames", "1");
   if (params.canPublish) query.set("publish", "1");
+  if (params.publishRefusal) query.set("refusal", params.publishRefusal);
   if (params.presence) query.set("presence", "1");
   if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
   if (params.lease) {
@@ -79,6 +82,7 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
     since,
     clientFrames: query.get("frames") === "1",
     canPublish: query.get("publish") === "1",
+    publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden",
     presence: query.get("presence") === "1",
     expiresAt,
     lease: leaseKey !== null && leaseId !== null ? { key: leaseKey, id: leaseId } : undefined,

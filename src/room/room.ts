@@ -63,6 +63,7 @@ interface SocketAttachment {
   joinedAt: number;
   clientFrames: boolean;
   canPublish: boolean;
+  publishRefusal?: "unauthorized" | "forbidden";
   /** When the client's token expires, in seconds since the epoch. */
   expiresAt?: number;
   lease?: ConnectionLease;
@@ -159,7 +160,7 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { clientFrames, canPublish } = attachmentOf(ws);
+    const { clientFrames, canPublish, publishRefusal = "forbidden" } = attachmentOf(ws);
     if (!clientFrames) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
@@ -172,7 +173,8 @@ export class Room extends DurableObject<Env> {
       return this.#sendFrame(ws, errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }));
     }
     if (!canPublish) {
-      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "forbidden", message: "This connection may not publish to the channel." }));
+      const message = publishRefusal === "unauthorized" ? "Publishing needs a token with a publish right for this channel." : "This token may not publish to the channel.";
+      return this.#sendFrame(ws, errorFrame(frame.ref, { code: publishRefusal, message }));
     }
     const verdict = this.#meterOf(ws).check(Date.now());
     if (verdict === "disconnect") return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
@@ -233,6 +235,7 @@ export class Room extends DurableObject<Env> {
       joinedAt: Date.now(),
       clientFrames: params.clientFrames ?? false,
       canPublish: params.canPublish ?? false,
+      publishRefusal: params.publishRefusal,
       expiresAt: params.expiresAt,
       lease: params.lease,
     };

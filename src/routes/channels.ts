@@ -111,6 +111,7 @@ resource(channels, "/:channel/ws", {
         since,
         clientFrames: true,
         canPublish: grant.canPublish,
+        publishRefusal: grant.publishRefusal,
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
         lease,

@@ -46,6 +46,8 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
     const caughtUp = (id: number): boolean => replayUntil === null || (replayUntil !== undefined && id >= replayUntil);
 
     const onFrame = (frame: ServerFrame): void => {
+      // Frames still queued on the socket after the answer went out belong to the next poll.
+      if (settled) return;
       switch (frame.type) {
         case "subscribed":
           lastId = frame.lastId;

@@ -34,7 +34,7 @@ describe("authorize without a secret", () => {
   it("ALLOW_ANONYMOUS off: subscribing is open, publishing is 401 with a message on how to configure auth", () => {
     const cfg = config({ allowAnonymous: false });
     expect(outcome(cfg, anonymous, "news", "subscribe")).toBe("ok");
-    expect(authorize(cfg, anonymous, "news", "subscribe")).toEqual({ canPublish: false });
+    expect(authorize(cfg, anonymous, "news", "subscribe")).toEqual({ canPublish: false, publishRefusal: "unauthorized" });
     expect(outcome(cfg, anonymous, "news", "publish")).toBe("401 unauthorized");
     try {
       authorize(cfg, anonymous, "news", "publish");
@@ -71,8 +71,8 @@ describe("authorize with a secret", () => {
 
   it("anonymous clients may subscribe to public channels only, and may not publish there", () => {
     const cfg = withSecret();
-    expect(authorize(cfg, anonymous, "public.news", "subscribe")).toEqual({ canPublish: false });
-    expect(authorize(cfg, anonymous, "lobby", "subscribe")).toEqual({ canPublish: false });
+    expect(authorize(cfg, anonymous, "public.news", "subscribe")).toEqual({ canPublish: false, publishRefusal: "unauthorized" });
+    expect(authorize(cfg, anonymous, "lobby", "subscribe")).toEqual({ canPublish: false, publishRefusal: "unauthorized" });
     expect(outcome(cfg, anonymous, "lobby2", "subscribe")).toBe("401 unauthorized");
     expect(outcome(cfg, anonymous, "public", "subscribe")).toBe("401 unauthorized");
     expect(outcome(cfg, anonymous, "xpublic.news", "subscribe")).toBe("401 unauthorized");
@@ -111,8 +111,8 @@ describe("authorize with a secret", () => {
   it("the grant says whether the connection may publish, who it is and when it expires", () => {
     const cfg = withSecret();
     expect(authorize(cfg, token(["news"], ["*"]), "news", "subscribe")).toEqual({ canPublish: true, subject: "alice", expiresAt: EXP });
-    expect(authorize(cfg, token([], ["*"]), "news", "subscribe")).toEqual({ canPublish: false, subject: "alice", expiresAt: EXP });
-    expect(authorize(cfg, token([], [], undefined), "lobby", "subscribe")).toEqual({ canPublish: false, subject: undefined, expiresAt: EXP });
+    expect(authorize(cfg, token([], ["*"]), "news", "subscribe")).toEqual({ canPublish: false, publishRefusal: "forbidden", subject: "alice", expiresAt: EXP });
+    expect(authorize(cfg, token([], [], undefined), "lobby", "subscribe")).toEqual({ canPublish: false, publishRefusal: "forbidden", subject: undefined, expiresAt: EXP });
   });
 
   it("the 401 message names the ways to send a token, the 403 names the action", () => {

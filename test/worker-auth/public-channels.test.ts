@@ -62,7 +62,7 @@ describe("PUBLIC_CHANNELS", () => {
   it("an anonymous socket on a public channel receives messages but may not publish, over either socket", async () => {
     const channel = publicChannel();
     const ws = await Ws.connect(channel);
-    expect(frameOutcome(await ws.request({ type: "publish", data: "x", ref: "a" }, (f) => f.ref === "a", "answer"))).toBe("403 forbidden");
+    expect(frameOutcome(await ws.request({ type: "publish", data: "x", ref: "a" }, (f) => f.ref === "a", "answer"))).toBe("401 unauthorized");
     const mux = await Ws.open("/v1/ws");
     await mux.request({ type: "subscribe", channel }, (f) => f.type === "subscribed", "subscribed");
     expect(frameOutcome(await mux.request({ type: "publish", channel, data: "x", ref: "b" }, (f) => f.ref === "b", "answer"))).toBe("401 unauthorized");
