@@ -8,6 +8,10 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
       },
       {
+        // The browser SDK against a protocol-level fake relay (Chromium tests: test/browser).
+        test: { name: "client", include: ["test/client/**/*.test.ts"], environment: "node" },
+      },
+      {
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },

@@ -322,9 +322,9 @@ export class Room extends DurableObject<Env> {
     return oldest === null ? null : formatId(oldest);
   }
 
-  /** Sets the alarm for `at` unless it already fires sooner. */
+  /** Sets the alarm for `at` unless it already fires sooner (an alarm time already past is not trusted to fire). */
   #scheduleAlarm(at: number): void {
-    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    if (this.#alarmAt !== null && this.#alarmAt > Date.now() && this.#alarmAt <= at) return;
     this.#alarmAt = at;
     void this.ctx.storage.setAlarm(at);
   }
@@ -333,8 +333,8 @@ export class Room extends DurableObject<Env> {
     const oldest = this.#store.oldestTs();
     if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
     for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt } = attachmentOf(ws);
-      if (expiresAt !== undefined) this.#scheduleAlarm(expiresAt * 1000);
+      const { expiresAt, left } = attachmentOf(ws);
+      if (expiresAt !== undefined && !left) this.#scheduleAlarm(expiresAt * 1000);
     }
   }
 

@@ -34,6 +34,11 @@ export interface MultiplexContext {
   expiresAt?: number;
 }
 
+/** One subscription's link to its room; the socket is there once the room answered. */
+interface RoomLink {
+  socket?: WebSocket;
+}
+
 /**
  * One client WebSocket over many channels. The Worker holds the client's socket and keeps one
  * internal socket per subscribed channel to that channel's room (which hibernates as usual);
@@ -42,8 +47,8 @@ export interface MultiplexContext {
 export class MultiplexSession {
   readonly #client: WebSocket;
   readonly #context: MultiplexContext;
-  /** Subscribed channels and their room sockets; `undefined` while the room is being reached. */
-  readonly #rooms = new Map<string, WebSocket | undefined>();
+  /** Subscribed channels and their links to the rooms. */
+  readonly #rooms = new Map<string, RoomLink>();
   /** Publishes are stored and acknowledged in the order the client sent them. */
   #publishing: Promise<void> = Promise.resolve();
   readonly #meter: PublishMeter;
@@ -92,29 +97,33 @@ export class MultiplexSession {
     if (this.#rooms.size >= this.#context.config.maxChannelsPerConnection) {
       return this.#error(ref, "invalid_request", `A connection subscribes to at most ${this.#context.config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
     }
-    this.#rooms.set(channel, undefined);
+    const link: RoomLink = {};
+    this.#rooms.set(channel, link);
+    const isCurrent = (): boolean => !this.#closed && this.#rooms.get(channel) === link;
     try {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
-      let room: WebSocket | undefined;
-      room = await openRoomSocket(
+      link.socket = await openRoomSocket(
         this.#context.env,
         { channel, format: "json", transport: "ws", clientId: this.#context.clientId, since, presence, expiresAt },
-        { message: (text) => this.#send(text), close: (code) => this.#roomClosed(channel, room, code) },
+        {
+          // A socket replaced by unsubscribe (and perhaps a new subscribe) is silent from then on.
+          message: (text) => isCurrent() && this.#send(text),
+          close: (code) => isCurrent() && this.#roomClosed(channel, code),
+        },
       );
       // Unsubscribed, or the client left, while the room was being reached.
-      if (this.#closed || !this.#rooms.has(channel)) return closeQuietly(room, 1000, "unsubscribed");
-      this.#rooms.set(channel, room);
+      if (!isCurrent()) closeQuietly(link.socket, 1000, "unsubscribed");
     } catch (error) {
-      this.#rooms.delete(channel);
+      if (this.#rooms.get(channel) === link) this.#rooms.delete(channel);
       this.#sendError(ref, error);
     }
   }
 
   #unsubscribe({ channel, ref }: UnsubscribeFrame): void {
-    if (!this.#rooms.has(channel)) return this.#error(ref, "invalid_request", `Not subscribed to ${channel}.`);
-    const room = this.#rooms.get(channel);
+    const link = this.#rooms.get(channel);
+    if (!link) return this.#error(ref, "invalid_request", `Not subscribed to ${channel}.`);
     this.#rooms.delete(channel);
-    if (room) closeQuietly(room, 1000, "unsubscribed");
+    if (link.socket) closeQuietly(link.socket, 1000, "unsubscribed");
     this.#sendFrame({ type: ServerFrameType.Unsubscribed, channel });
   }
 
@@ -134,9 +143,7 @@ export class MultiplexSession {
    * A room dropped its socket: the token expired (the client needs a new one), or the room
    * restarted (the client reconnects and resumes every channel).
    */
-  #roomClosed(channel: string, room: WebSocket | undefined, code: number): void {
-    // Sockets this session closed itself (unsubscribe) are no longer in the map.
-    if (this.#closed || !room || this.#rooms.get(channel) !== room) return;
+  #roomClosed(channel: string, code: number): void {
     if (code === CloseCode.TokenExpired) return this.#leave(CloseCode.TokenExpired, "token expired");
     this.#disconnect(CloseCode.TryAgainLater, `channel ${channel} restarted; reconnect and resume`);
   }
@@ -157,7 +164,7 @@ export class MultiplexSession {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#expiry !== undefined) clearTimeout(this.#expiry);
-    for (const room of this.#rooms.values()) if (room) closeQuietly(room, 1000, "subscriber left");
+    for (const { socket } of this.#rooms.values()) if (socket) closeQuietly(socket, 1000, "subscriber left");
     this.#rooms.clear();
     this.#context.onClose();
   }

@@ -92,3 +92,19 @@ describe("a connection whose token expires is closed", () => {
     expect(ws.closed?.code).toBe(CloseCode.TokenExpired);
   }, 15_000);
 });
+
+describe("expiry on its own clock", () => {
+  it.each([
+    ["channel SSE", (channel: string) => `/v1/channels/${channel}/events?`],
+    ["multi-channel SSE", (channel: string) => `/v1/events?channel=${channel}&`],
+  ])("%s: ends one stream after another at each token's exp, without anyone firing the alarm", async (_, path) => {
+    const channel = randomChannel("expiry-sse-series");
+    for (let round = 0; round < 3; round++) {
+      const exp = nowSeconds() + 2;
+      const token = await mint({ subscribe: [channel] }, { exp });
+      const reader = await SseReader.openPath(`${path(channel)}token=${token}`);
+      await eventually(() => reader.ended, `round ${round}: the stream's end`, 6000);
+      expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000 - 50);
+    }
+  }, 30_000);
+});

@@ -154,3 +154,22 @@ describe("multi-channel SSE", () => {
     await expectError(await relay(`/v1/events?channel=${a}`, { headers: { "Last-Event-ID": `${a}=x` } }), 400, "invalid_request");
   });
 });
+
+describe("multi-channel WebSocket resubscribe", () => {
+  it("unsubscribe and subscribe again at once: one subscription, no doubled delivery", async () => {
+    const channel = randomChannel();
+    const ws = await WsClient.open("/v1/ws");
+    ws.send({ type: "subscribe", channel });
+    ws.send({ type: "unsubscribe", channel });
+    ws.send({ type: "subscribe", channel });
+    await ws.waitFor((f) => f.type === "unsubscribed", "unsubscribed");
+    await eventually(() => ws.frames.filter((f) => f.type === "subscribed").length >= 1, "a subscribed frame");
+    const count = async () => ((await (await relay(`/v1/channels/${channel}`)).json()) as { subscribers: { ws: number } }).subscribers.ws;
+    await eventually(async () => (await count()) === 1, "exactly one room socket");
+    await publishOk(channel, "once");
+    await ws.waitForMessages(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ws.messages().map((m) => m.data)).toEqual(["once"]);
+    ws.close();
+  });
+});
