@@ -5,9 +5,9 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Browser, launchBrowser, openPage } from "./support/browser";
-import { type LocalRelay, ROOT, removeState, startRelay } from "./support/relay";
+import { type Relay, ROOT, removeState, startRelay } from "../support/relay";
 
-let relay: LocalRelay;
+let relay: Relay;
 let browser: Browser;
 beforeAll(async () => {
   [relay, browser] = await Promise.all([startRelay(), launchBrowser()]);

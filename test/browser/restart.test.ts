@@ -4,9 +4,10 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Browser, launchBrowser, openPage } from "./support/browser";
-import { type LocalRelay, publishSurely, ROOT, removeState, sleep, startRelay } from "./support/relay";
+import { type Relay, ROOT, removeState, sleep, startRelay } from "../support/relay";
+import { publishSurely } from "../support/clients";
 
-let relay: LocalRelay;
+let relay: Relay;
 let browser: Browser;
 beforeAll(async () => {
   [relay, browser] = await Promise.all([startRelay(), launchBrowser()]);
@@ -54,7 +55,7 @@ describe("relay crashes under the demo page", () => {
     const { port, persistTo } = relay;
     for (const at of CRASH_AT) {
       await until(() => published >= at, `${at} published`);
-      await relay.crash();
+      await relay.kill9();
       await page.waitForFunction(() => (window as unknown as DemoWindow).edgeRelayDemo.state !== "open", undefined, { timeout: 30_000 });
       // Down for a moment while the publisher keeps trying.
       await sleep(1000);

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type GapEvent, RelayClient, type RelayMessage, type TransportName, type WebSocketConstructor } from "edge-relay/client";
-import { type LocalRelay, removeState, sleep, startRelay } from "./support/relay";
+import { type Relay, removeState, sleep, startRelay } from "../support/relay";
 
-let relay: LocalRelay;
+let relay: Relay;
 beforeAll(async () => {
   // A short history, so a gap is quick to make.
   relay = await startRelay({ vars: { HISTORY_LIMIT: "5" } });

@@ -5,10 +5,10 @@ import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { RelayClient, type RelayClientError, type StateChange, type TransportName, type WebSocketConstructor } from "edge-relay/client";
-import { type LocalRelay, removeState, sleep, startRelay } from "./support/relay";
+import { type Relay, removeState, sleep, startRelay } from "../support/relay";
 
 const SECRET = "browser-test-secret-0123456789abcdef";
-let relay: LocalRelay;
+let relay: Relay;
 beforeAll(async () => {
   relay = await startRelay({ vars: { RELAY_JWT_SECRET: SECRET } });
 });

@@ -1,17 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { RelayClient } from "../../src/client/client";
-import { connect, type Harness, recorder, sleep, waitFor } from "./support";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
 
-let open: RelayClient[] = [];
-function start(...args: Parameters<typeof connect>): Harness {
-  const harness = connect(...args);
-  open.push(harness.client);
-  return harness;
-}
-afterEach(() => {
-  for (const client of open) client.close();
-  open = [];
-});
+const start = harnessPerTest();
 
 const attempts = (h: Harness, prefix: string) => h.relay.log.filter((line) => line.startsWith(prefix)).length;
 

@@ -1,19 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RelayClient } from "../../src/client/client";
 import { DEFAULTS, resolveOptions } from "../../src/client/defaults";
 import { RelayClientError } from "../../src/client/errors";
-import { connect, type Harness, recorder, sleep, waitFor } from "./support";
+import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
 
-let open: RelayClient[] = [];
-function start(...args: Parameters<typeof connect>): Harness {
-  const harness = connect(...args);
-  open.push(harness.client);
-  return harness;
-}
-afterEach(() => {
-  for (const client of open) client.close();
-  open = [];
-});
+const start = harnessPerTest();
 
 const fetch = async () => {
   throw new Error("unused");

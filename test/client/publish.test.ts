@@ -1,20 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { RelayClient } from "../../src/client/client";
+import { describe, expect, it } from "vitest";
 import type { FetchLike } from "../../src/client/platform";
 import type { PublishReceipt } from "../../src/client/types";
 import { FakeRelay } from "./fake-relay";
-import { connect, type Harness, recorder, sleep, waitFor } from "./support";
+import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
 
-let open: RelayClient[] = [];
-function start(...args: Parameters<typeof connect>): Harness {
-  const harness = connect(...args);
-  open.push(harness.client);
-  return harness;
-}
-afterEach(() => {
-  for (const client of open) client.close();
-  open = [];
-});
+const start = harnessPerTest();
 
 const publishFrames = (h: Harness) => [...h.relay.sockets].flatMap((s) => s.sent).filter((t) => t.includes('"publish"'));
 const httpPublishes = (h: Harness) => h.relay.log.filter((l) => l.startsWith("POST"));

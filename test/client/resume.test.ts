@@ -1,18 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { RelayClient } from "../../src/client/client";
+import { describe, expect, it } from "vitest";
 import type { GapEvent, TransportPreference } from "../../src/client/types";
-import { connect, type Harness, range, recorder, waitFor } from "./support";
+import { harnessPerTest, type Harness, range, recorder, waitFor } from "./support";
 
-let open: RelayClient[] = [];
-function start(...args: Parameters<typeof connect>): Harness {
-  const harness = connect(...args);
-  open.push(harness.client);
-  return harness;
-}
-afterEach(() => {
-  for (const client of open) client.close();
-  open = [];
-});
+const start = harnessPerTest();
 
 const subscribeFrames = (h: Harness) =>
   [...h.relay.sockets].flatMap((s) => s.sent).map((t) => JSON.parse(t) as { type: string; channel?: string; since?: string }).filter((f) => f.type === "subscribe");

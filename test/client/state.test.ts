@@ -1,18 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { RelayClient } from "../../src/client/client";
+import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/protocol/close-codes";
-import { connect, type Harness, recorder, sleep, waitFor } from "./support";
+import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
 
-let open: RelayClient[] = [];
-function start(...args: Parameters<typeof connect>): Harness {
-  const harness = connect(...args);
-  open.push(harness.client);
-  return harness;
-}
-afterEach(() => {
-  for (const client of open) client.close();
-  open = [];
-});
+const start = harnessPerTest();
 
 const transitions = ({ states }: Harness) => states.map(({ oldState, newState }) => `${oldState}>${newState}`);
 

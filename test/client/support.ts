@@ -1,18 +1,10 @@
+import { afterEach } from "vitest";
 import { RelayClient } from "../../src/client/client";
 import type { RelayClientOptions, RelayMessage, StateChange } from "../../src/client/types";
 import type { RelayClientError } from "../../src/client/errors";
 import { FakeRelay, FakeTarget } from "./fake-relay";
 
-/** A small seeded PRNG (mulberry32) so a randomized run can be replayed from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "../support/prng";
 
 /** Waits until `predicate` holds, checking every few ms; fails with `what` after `timeoutMs`. */
 export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
@@ -66,4 +58,18 @@ export function recorder(): { received: RelayMessage[]; ids: () => number[]; han
 
 export function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+/** A `start()` for a test file: connects a harness, and closes its client after each test. */
+export function harnessPerTest(): (...args: Parameters<typeof connect>) => Harness {
+  let open: RelayClient[] = [];
+  afterEach(() => {
+    for (const client of open) client.close();
+    open = [];
+  });
+  return (...args) => {
+    const harness = connect(...args);
+    open.push(harness.client);
+    return harness;
+  };
 }

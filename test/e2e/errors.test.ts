@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeAll, type HttpResult, history, openSse, openWs, publish, request, type SseSubscriber, uniqueChannel, type WsSubscriber } from "../support/clients";
-import { type Relay, sleep, startRelay } from "../support/wrangler";
+import { type Relay, sleep, startRelay } from "../support/relay";
 
 /** Not the default, so the tests also show that the var is honoured. */
 const MAX = 10_000;

@@ -13,7 +13,7 @@ import {
   uniqueChannel,
   type WsSubscriber,
 } from "../support/clients";
-import { type Relay, sleep, startRelay } from "../support/wrangler";
+import { type Relay, sleep, startRelay } from "../support/relay";
 
 const WS_SUBSCRIBERS = 200;
 const SSE_SUBSCRIBERS = 200;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeAll, history, idRange, openSse, publish, publishOk, request, type SseSubscriber, uniqueChannel } from "../support/clients";
-import { type Relay, sleep, startRelay, waitForPortFree } from "../support/wrangler";
+import { type Relay, sleep, startRelay, waitForPortFree } from "../support/relay";
 
 /**
  * One story in steps that share state: messages are published, the relay is killed with

@@ -11,7 +11,7 @@ import {
   uniqueChannel,
   type WsSubscriber,
 } from "../support/clients";
-import { type Relay, sleep, startRelay } from "../support/wrangler";
+import { type Relay, sleep, startRelay } from "../support/relay";
 
 let relay: Relay;
 /** A second relay that keeps only 5 messages, so gaps are easy to make. */

@@ -1,5 +1,6 @@
 import { EventSource, type FetchLike, type FetchLikeResponse } from "eventsource";
 import WebSocket from "ws";
+import { sleep } from "./relay";
 
 /** Frames and envelopes as a black-box client sees them (API.md); extra fields are allowed. */
 export interface Envelope {
@@ -406,4 +407,29 @@ export async function closeAll(clients: Array<{ close(): unknown } | undefined>)
     10_000,
     "closing clients",
   ).catch(() => undefined);
+}
+
+/**
+ * Publishes over HTTP until the relay stores it: the same Idempotency-Key on every attempt, so a
+ * publish whose answer a crash swallowed is stored once. Gives up after `timeoutMs`.
+ */
+export async function publishSurely(url: string, channel: string, data: string, key: string, timeoutMs = 90_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${url}/v1/channels/${encodeURIComponent(channel)}/messages`, {
+        method: "POST",
+        headers: { "Idempotency-Key": key },
+        body: data,
+        signal: AbortSignal.timeout(5000),
+      });
+      if (response.status === 201) return ((await response.json()) as { id: string }).id;
+      last = `HTTP ${response.status}: ${await response.text()}`;
+    } catch (error) {
+      last = String(error);
+    }
+    await sleep(100);
+  }
+  throw new Error(`could not publish ${data} to ${channel}: ${last}`);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { matchesAny, matchesPattern } from "../../src/auth/patterns";
-import { mulberry32, pick } from "./prng";
+import { mulberry32, pick } from "../support/prng";
 
 describe("matchesPattern: exact names", () => {
   it("matches only the identical name when there is no star", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseClientFrame, type ParseResult } from "../../src/protocol/frames";
-import { mulberry32, pick } from "./prng";
+import { mulberry32, pick } from "../support/prng";
 
 const options = { maxDataBytes: 16 };
 const parse = (raw: string | ArrayBuffer) => parseClientFrame(raw, options);

@@ -1,7 +1,7 @@
 import { EventSource } from "eventsource";
 import { describe, expect, it } from "vitest";
 import { encodeSSE, encodeSSEComment } from "../../src/protocol/sse";
-import { mulberry32, pick } from "./prng";
+import { mulberry32, pick } from "../support/prng";
 
 interface ParsedEvent {
   type: string;

@@ -1,4 +1,4 @@
-/** A small seeded PRNG (mulberry32) so a randomized test's failure can be replayed. */
+/** A small seeded PRNG (mulberry32), so a randomized test can be replayed from its seed. */
 export function mulberry32(seed: number): () => number {
   let a = seed;
   return () => {

@@ -18,7 +18,7 @@ export interface Relay {
    * Also removes the state directory if `startRelay` made it and no running relay uses it.
    */
   stop(): Promise<void>;
-  /** SIGKILL to the process group (a crash); resolves once every member is gone. Keeps the state. */
+  /** SIGKILL to the process group (a crash); resolves once every member is gone and the port is free. Keeps the state. */
   kill9(): Promise<void>;
   /** What the process printed so far (stdout and stderr interleaved, the last 64 KiB). */
   output(): string;
@@ -35,7 +35,8 @@ export interface StartRelayOptions {
   readyTimeoutMs?: number;
 }
 
-const ROOT = resolve(import.meta.dirname, "../..");
+/** The repository's root. */
+export const ROOT = resolve(import.meta.dirname, "../..");
 /** What `npm run dev` runs: wrangler's dev server without the DevTools inspector. */
 const DEV_SCRIPT = join(ROOT, "scripts/dev.mjs");
 const OUTPUT_LIMIT = 64 * 1024;
@@ -123,6 +124,8 @@ export async function startRelay(options: StartRelayOptions = {}): Promise<Relay
       signalGroup(pid, "SIGKILL");
       await reap(pid, exited);
       madeDirs.get(persistTo)?.delete(pid);
+      // A restart on the same address follows a crash.
+      await waitForPortFree(port);
     },
   };
 
@@ -223,4 +226,9 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
+}
+
+/** Removes a state directory a test passed around itself (restarts), once no relay uses it. */
+export async function removeState(persistTo: string): Promise<void> {
+  await rm(persistTo, { recursive: true, force: true });
 }
