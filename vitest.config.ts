@@ -17,7 +17,16 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               // Small limits so retention and size rules can be exercised quickly.
-              bindings: { ALLOW_ANONYMOUS: "true", HISTORY_LIMIT: "50", MAX_MESSAGE_BYTES: "1024", KEEPALIVE_SECONDS: "1", SSE_BUFFER_BYTES: "16384" },
+              // MAX_CONNECTIONS_PER_IP is off here (the worker-auth project tests it): sockets a test
+              // leaves open would otherwise release their leases while the runtime is torn down.
+              bindings: {
+                ALLOW_ANONYMOUS: "true",
+                HISTORY_LIMIT: "50",
+                MAX_MESSAGE_BYTES: "1024",
+                KEEPALIVE_SECONDS: "1",
+                SSE_BUFFER_BYTES: "16384",
+                MAX_CONNECTIONS_PER_IP: "0",
+              },
               // A second Worker of the same account, publishing through a service binding (RPC).
               serviceBindings: { PUBLISHER: "publisher" },
               workers: [
@@ -60,6 +69,7 @@ export default defineConfig({
                 WS_PUBLISH_RATE: "5",
                 WS_PUBLISH_BURST: "5",
                 ALLOW_ANONYMOUS: "false",
+                MAX_CONNECTIONS_PER_IP: "50",
               },
               // 5 publishes per 10 s per key (token subject or client IP) instead of wrangler.toml's 1000.
               ratelimits: { PUBLISH_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 5, period: 10 } } },
@@ -75,8 +85,10 @@ export default defineConfig({
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          // Each file starts its own `wrangler dev`; two at once is what two cores carry.
+          // Each file starts its own relay process; two at once is what two cores carry. After the
+          // in-process projects (a project with its own maxWorkers needs its own group).
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

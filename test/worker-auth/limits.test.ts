@@ -161,3 +161,43 @@ describe("HTTP publish rate limit (PUBLISH_RATE_LIMITER: 5 per 10 s per key)", (
     expect((await publish(`2001:db8::${Math.floor(Math.random() * 9999)}`)).status).toBe(201);
   }, 15_000);
 });
+
+describe("connections per client address (MAX_CONNECTIONS_PER_IP=50)", () => {
+  it("refuses the 51st WebSocket or SSE connection of one address with 429, others unaffected, and frees a slot on close", async () => {
+    // A channel per connection: the channels' own cap (5) must not be what refuses.
+    const prefix = randomChannel("per-ip");
+    const token = await mint({ subscribe: [`${prefix}*`] });
+    let n = 0;
+    const channel = () => `${prefix}-${n++}`;
+    const address = { "CF-Connecting-IP": `198.51.100.${Math.floor(Math.random() * 250) + 1}` };
+    const held: Ws[] = [];
+    for (let i = 0; i < 25; i++) held.push(new Ws((await send(`/v1/channels/${channel()}/ws`, token, { headers: { ...address, Upgrade: "websocket" } })).webSocket!));
+    const streams: Response[] = [];
+    for (let i = 0; i < 25; i++) {
+      const path = i % 2 ? `/v1/channels/${channel()}/events` : `/v1/events?channel=${channel()}`;
+      const stream = await send(path, token, { headers: address });
+      expect(stream.status).toBe(200);
+      streams.push(stream);
+    }
+
+    const refused = await send(`/v1/channels/${channel()}/ws`, token, { headers: { ...address, Upgrade: "websocket" } });
+    expect(refused.headers.get("Retry-After")).not.toBeNull();
+    await expectError(refused, 429, "rate_limited");
+    await expectError(await send(`/v1/channels/${channel()}/events`, token, { headers: address }), 429, "rate_limited");
+    // Another address is not held back.
+    const other = await send(`/v1/channels/${channel()}/events`, token, { headers: { "CF-Connecting-IP": "203.0.113.9" } });
+    expect(other.status).toBe(200);
+    await other.body?.cancel();
+
+    held.pop()!.socket.close(1000, "make room");
+    await eventually(async () => {
+      const retry = await send(`/v1/channels/${channel()}/ws`, token, { headers: { ...address, Upgrade: "websocket" } });
+      if (retry.status !== 101) return false;
+      held.push(new Ws(retry.webSocket!));
+      return true;
+    }, "a freed slot");
+
+    for (const ws of held) ws.socket.close(1000, "done");
+    for (const stream of streams) await stream.body?.cancel();
+  }, 30_000);
+});
