@@ -10,7 +10,10 @@ const LEASE_MS = 24 * 60 * 60 * 1000;
 export class ConnectionLimiter extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID");
+    ctx.storage.sql.exec(`
+      CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires);
+    `);
   }
 
   /** Takes a lease unless `max` are held already. */

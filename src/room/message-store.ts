@@ -74,7 +74,7 @@ export class MessageStore {
         message.idempotencyKey ?? null,
       );
       this.setMeta("last_seq", seq);
-      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", seq - limit);
+      if (seq > limit) this.#sql.exec("DELETE FROM messages WHERE seq <= ?", seq - limit);
       this.#lastSeq = seq;
       return { seq, event: message.event, data: message.data, encoding: message.encoding ?? null, ts: message.ts };
     });
