@@ -2,9 +2,9 @@
 // directory, where its URLs are, which of its processes to measure, and how it is stopped.
 import { spawn } from "node:child_process";
 import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../../test/support/relay";
 import { listeningPorts, processInfo, processTree } from "./proc";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -338,19 +338,6 @@ async function waitForHealth(base: string, timeoutMs: number, hasExited: () => b
   throw new Error(`${base}/healthz did not answer 200 within ${timeoutMs} ms`);
 }
 
-/** A port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      if (address === null || typeof address === "string") return fail(new Error("no port"));
-      server.close(() => done(address.port));
-    });
-  });
-}
 
 function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {
