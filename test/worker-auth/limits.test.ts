@@ -1,7 +1,15 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/protocol/close-codes";
 import { HTTP_PUBLISH_LIMIT, HTTP_PUBLISH_PERIOD_SECONDS, MAX_SUBSCRIBERS, mint, outcomeOf, randomChannel, send, WS_BURST, Ws } from "./auth-helpers";
 import { eventually, expectError } from "../worker/helpers";
+
+/** How many connection leases the limiter holds for a client address. */
+async function leasesHeld(address: string): Promise<number> {
+  const stub = env.CONNECTION_LIMITER.get(env.CONNECTION_LIMITER.idFromName(address));
+  return runInDurableObject(stub, (_limiter, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM leases").one().n);
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PERIOD_MS = HTTP_PUBLISH_PERIOD_SECONDS * 1000;
@@ -199,5 +207,9 @@ describe("connections per client address (MAX_CONNECTIONS_PER_IP=50)", () => {
 
     for (const ws of held) ws.socket.close(1000, "done");
     for (const stream of streams) await stream.body?.cancel();
+    // Every slot comes back; waiting for it also keeps releases from running into the teardown.
+    for (const key of [address["CF-Connecting-IP"], "203.0.113.9"]) {
+      await eventually(async () => (await leasesHeld(key)) === 0, `the leases of ${key} to be released`);
+    }
   }, 30_000);
 });
