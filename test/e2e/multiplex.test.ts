@@ -12,6 +12,7 @@ import {
   history,
   idRange,
   openWs,
+  openWsAt,
   publishOk,
   request,
   uniqueChannel,
@@ -64,61 +65,18 @@ interface MuxClient {
 }
 
 async function openMux(url: string, timeoutMs = 10_000): Promise<MuxClient> {
-  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/v1/ws`, { handshakeTimeout: timeoutMs });
-  const frames = new Collector<Frame>();
-  let tcp: Socket | undefined;
-  let isClosed = false;
-  ws.on("upgrade", (response) => {
-    tcp = response.socket as Socket;
-  });
-  ws.on("message", (data, isBinary) => {
-    const text = isBinary ? "" : data.toString();
-    try {
-      frames.push(JSON.parse(text) as Frame);
-    } catch {
-      frames.push({ type: "(raw)", text });
-    }
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.once("close", (code, reason) => {
-      isClosed = true;
-      frames.poke();
-      resolve({ code, reason: reason.toString() });
-    });
-  });
-  ws.on("error", () => undefined);
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("unexpected-response", (req, res) => {
-        req.destroy();
-        reject(new Error(`/v1/ws upgrade refused: ${res.statusCode}`));
-      });
-      ws.once("error", reject);
-    }),
-    timeoutMs,
-    "/v1/ws open",
-  );
-  if (tcp === undefined) throw new Error("no TCP socket after the upgrade");
-  const of = (type: string, channel?: string): Frame[] => frames.items.filter((f) => f.type === type && (channel === undefined || f.channel === channel));
+  const socket = await openWsAt(`${url.replace(/^http/, "ws")}/v1/ws`, timeoutMs);
+  const of = (type: string, channel?: string): Frame[] => socket.frames.items.filter((f) => f.type === type && (channel === undefined || f.channel === channel));
   const client: MuxClient = {
-    ws,
-    frames,
-    tcp,
-    send: (frame) => ws.send(typeof frame === "string" ? frame : JSON.stringify(frame)),
+    ws: socket.ws,
+    frames: socket.frames,
+    tcp: socket.tcp,
+    send: socket.send,
     of,
     messages: (channel) => of("message", channel) as unknown as Envelope[],
-    waitFor: (predicate, ms, what) => frames.waitFor(predicate, ms, what),
-    closed,
-    close: async () => {
-      if (isClosed) return;
-      ws.close(1000, "test done");
-      try {
-        await withTimeout(closed, 3_000, "/v1/ws close handshake");
-      } catch {
-        ws.terminate();
-      }
-    },
+    waitFor: socket.waitFor,
+    closed: socket.closed,
+    close: socket.close,
   };
   clients.push(client);
   return client;

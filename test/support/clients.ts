@@ -1,4 +1,5 @@
 import { EventSource, type FetchLike, type FetchLikeResponse } from "eventsource";
+import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { sleep } from "./relay";
 
@@ -159,11 +160,27 @@ export async function openWs(url: string, channel: string, options: WsOptions = 
   const target = new URL(channelUrl(url.replace(/^http/, "ws"), channel, "ws"));
   if (options.since !== undefined) target.searchParams.set("since", options.since);
   for (const [name, value] of Object.entries(options.query ?? {})) target.searchParams.set(name, value);
+  const subscriber = await openWsAt(target.href, options.timeoutMs);
+  if (options.waitSubscribed ?? true) {
+    await subscriber.waitFor((all) => all.some((f) => f.type === "subscribed"), options.timeoutMs, `subscribed on ${channel}`);
+  }
+  return subscriber;
+}
 
-  const ws = new WebSocket(target.href, { handshakeTimeout: options.timeoutMs ?? DEFAULT_WAIT_MS });
+/**
+ * Opens a WebSocket on any relay URL (a channel's `/ws`, or `/v1/ws`) and resolves once it is open,
+ * every frame parsed and kept in order. `tcp` is the connection under it, to drop it without a
+ * close frame.
+ */
+export async function openWsAt(href: string, timeoutMs = DEFAULT_WAIT_MS): Promise<WsSubscriber & { tcp: Socket }> {
+  const ws = new WebSocket(href, { handshakeTimeout: timeoutMs });
   const frames = new Collector<Frame>();
   const raw: string[] = [];
   let isClosed = false;
+  let tcp: Socket | undefined;
+  ws.on("upgrade", (response) => {
+    tcp = response.socket as Socket;
+  });
   ws.on("message", (data, isBinary) => {
     const text = isBinary ? `(binary ${(data as Buffer).length} bytes)` : data.toString();
     raw.push(text);
@@ -194,19 +211,21 @@ export async function openWs(url: string, channel: string, options: WsOptions = 
       });
       ws.once("error", reject);
     }),
-    options.timeoutMs ?? DEFAULT_WAIT_MS,
-    `WebSocket open ${target.href}`,
+    timeoutMs,
+    `WebSocket open ${href}`,
   );
+  if (tcp === undefined) throw new Error(`no TCP socket under ${href}`);
 
   const messages = (): Envelope[] => frames.items.filter((f): f is Frame & Envelope => f.type === "message");
-  const subscriber: WsSubscriber = {
+  return {
     ws,
+    tcp,
     frames,
     raw,
     messages,
-    waitFor: (predicate, timeoutMs, what) => frames.waitFor(predicate, timeoutMs, what),
-    waitForId: async (id, timeoutMs) => {
-      await frames.waitFor((all) => all.some((f) => f.type === "message" && f.id === id), timeoutMs, `message id ${id} on ${channel}`);
+    waitFor: (predicate, ms, what) => frames.waitFor(predicate, ms, what),
+    waitForId: async (id, ms) => {
+      await frames.waitFor((all) => all.some((f) => f.type === "message" && f.id === id), ms, `message id ${id} on ${href}`);
       return messages();
     },
     send: (frame) => ws.send(typeof frame === "string" || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame)),
@@ -222,10 +241,6 @@ export async function openWs(url: string, channel: string, options: WsOptions = 
       }
     },
   };
-  if (options.waitSubscribed ?? true) {
-    await subscriber.waitFor((all) => all.some((f) => f.type === "subscribed"), options.timeoutMs, `subscribed on ${channel}`);
-  }
-  return subscriber;
 }
 
 // ---------------------------------------------------------------------------------------------
