@@ -1,6 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
 import http from "node:http";
-import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
@@ -13,6 +11,7 @@ import {
   rejectedMarkers,
 } from "../corpus/hostile";
 import { closeAll, Collector, type Frame, uniqueChannel, withTimeout } from "../support/clients";
+import { carry, EXPECTED, type Grants, mintWith, TOKEN_KINDS, type TokenKind, tokenOfWith, type TokenSource } from "../support/tokens";
 import { type Relay, startRelay } from "../support/relay";
 
 /**
@@ -27,8 +26,7 @@ import { type Relay, startRelay } from "../support/relay";
  * Not here: the publish rate limit. wrangler.toml ships PUBLISH_RATE_LIMITER at 1000 per 10 s, too
  * many to reach and recover from quickly; the worker-auth project (5 per 10 s) covers it.
  *
- * test/worker-auth/auth-helpers.ts imports workerd-only modules (cloudflare:workers through
- * ../worker/helpers), so the few token helpers needed are re-made below with hono/jwt and node:crypto.
+ * Tokens come from test/support/tokens.ts, shared with the worker-auth project.
  */
 
 const WAIT_MS = 10_000;
@@ -453,76 +451,8 @@ const SECRET = "e2e-security-secret";
 const APP_ORIGIN = "https://app.example";
 const FOREIGN_ORIGIN = "https://evil.example";
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
-const base64url = (text: string) => Buffer.from(text, "utf8").toString("base64url");
-
-interface Grants {
-  publish?: string[];
-  subscribe?: string[];
-}
-
-/** An HS256 token with its own `sub`, so no two tests share a publish rate-limit key. */
-function mint(grants: Grants, claims: Record<string, unknown> = {}, secret = SECRET): Promise<string> {
-  return sign({ sub: `u-${randomUUID()}`, exp: nowSeconds() + 300, relay: grants, ...claims }, secret, "HS256");
-}
-
-/** A hand-made token: any header and payload, HMAC-SHA256-signed, or unsigned when `secret` is null. */
-function craft(header: unknown, payload: unknown, secret: string | null): string {
-  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}`;
-  return `${input}.${secret === null ? "" : createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
-const TOKEN_KINDS = ["no token", "bad signature", "wrong algorithm (HS512)", "alg none", "expired", "nbf in the future", "wrong scope", "right scope"] as const;
-type TokenKind = (typeof TOKEN_KINDS)[number];
-
-const EXPECTED: Record<TokenKind, string> = {
-  "no token": "401 unauthorized",
-  "bad signature": "401 unauthorized",
-  "wrong algorithm (HS512)": "401 unauthorized",
-  "alg none": "401 unauthorized",
-  expired: "401 unauthorized",
-  "nbf in the future": "401 unauthorized",
-  "wrong scope": "403 forbidden",
-  "right scope": "ok",
-};
-
-/** A token of `kind` for `channel`; the good kinds grant publish and subscribe there. Expired and nbf are 120 s out, past the 30 s leeway. */
-async function tokenOf(kind: TokenKind, channel: string): Promise<string | undefined> {
-  const right = { publish: [channel], subscribe: [channel] };
-  const now = nowSeconds();
-  switch (kind) {
-    case "no token":
-      return undefined;
-    case "bad signature":
-      return mint(right, {}, "not-the-secret");
-    case "wrong algorithm (HS512)":
-      return sign({ sub: `u-${randomUUID()}`, exp: now + 300, relay: right }, SECRET, "HS512");
-    case "alg none":
-      return craft({ alg: "none", typ: "JWT" }, { sub: "mallory", exp: now + 300, relay: right }, null);
-    case "expired":
-      return mint(right, { exp: now - 120 });
-    case "nbf in the future":
-      return mint(right, { nbf: now + 120, exp: now + 600 });
-    case "wrong scope":
-      return mint({ publish: ["other-*"], subscribe: ["other-*"] });
-    case "right scope":
-      return mint(right);
-  }
-}
-
-type TokenSource = "header" | "query" | "cookie";
-
-/** A path and headers carrying `token` the given way. */
-function carry(path: string, token: string | undefined, source: TokenSource = "header", headers: Record<string, string> = {}) {
-  const all = { ...headers };
-  let url = path;
-  if (token !== undefined) {
-    if (source === "header") all.Authorization = `Bearer ${token}`;
-    if (source === "query") url += `${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
-    if (source === "cookie") all.Cookie = `theme=dark; relay_token=${token}; lang=en`;
-  }
-  return { url, headers: all };
-}
+const mint = (grants: Grants, claims: Record<string, unknown> = {}) => mintWith(SECRET, grants, claims);
+const tokenOf = (kind: TokenKind, channel: string) => tokenOfWith(SECRET, kind, channel);
 
 /** "ok" for the success status, else "<status> <code>" from the JSON error body. */
 function outcome(status: number, type: string, text: string, success: number): string {
@@ -618,12 +548,12 @@ describe("authorization, CORS and origins on a relay with a secret", () => {
       }
     }
     expect(outcomes).toEqual({
-      "no token": "frame unauthorized",
+      none: "frame unauthorized",
       "bad signature": "upgrade 401 unauthorized",
-      "wrong algorithm (HS512)": "upgrade 401 unauthorized",
+      "wrong algorithm": "upgrade 401 unauthorized",
       "alg none": "upgrade 401 unauthorized",
       expired: "upgrade 401 unauthorized",
-      "nbf in the future": "upgrade 401 unauthorized",
+      "nbf in future": "upgrade 401 unauthorized",
       "wrong scope": "frame forbidden",
       "right scope": "subscribed",
     });

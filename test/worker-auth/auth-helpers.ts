@@ -1,4 +1,16 @@
-import { sign } from "hono/jwt";
+import {
+  base64url,
+  carry,
+  craft as craftWith,
+  EXPECTED,
+  type Grants,
+  mintWith,
+  nowSeconds,
+  TOKEN_KINDS,
+  type TokenKind,
+  tokenOfWith,
+  type TokenSource,
+} from "../support/tokens";
 import { expect } from "vitest";
 import { ErrorStatus, type ErrorCode } from "../../src/protocol/errors";
 import { eventually, randomChannel, relay } from "../worker/helpers";
@@ -13,95 +25,24 @@ export const WS_BURST = 5;
 export const HTTP_PUBLISH_LIMIT = 5;
 export const HTTP_PUBLISH_PERIOD_SECONDS = 10;
 
-export const nowSeconds = () => Math.floor(Date.now() / 1000);
-
-export interface Grants {
-  publish?: string[];
-  subscribe?: string[];
-}
-
 /**
- * Mints an HS256 token with the relay's secret. Every token gets its own `sub` unless told
- * otherwise, so the per-subject publish rate limit never couples two tests.
+ * Mints an HS256 token with this project's secret; see test/support/tokens.ts.
  */
-export async function mint(grants: Grants, claims: Record<string, unknown> = {}, secret = SECRET): Promise<string> {
-  const payload = { sub: `u-${crypto.randomUUID()}`, exp: nowSeconds() + 300, relay: grants, ...claims };
-  return sign(payload, secret, "HS256");
+export function mint(grants: Grants, claims: Record<string, unknown> = {}, secret = SECRET): Promise<string> {
+  return mintWith(secret, grants, claims);
 }
 
-const encoder = new TextEncoder();
-
-export function base64url(bytes: Uint8Array | string): string {
-  const data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
-  let binary = "";
-  for (const byte of data) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+/** A token of the given kind for `channel`, signed for this project's relay. */
+export function tokenOf(kind: TokenKind, channel: string): Promise<string | undefined> {
+  return tokenOfWith(SECRET, kind, channel);
 }
 
-async function hmac(hash: "SHA-256" | "SHA-512", secret: string, input: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash }, false, ["sign"]);
-  return base64url(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(input))));
+/** A hand-made token, signed with this project's secret unless another (or null: unsigned) is given. */
+export function craft(header: unknown, payload: unknown, secret: string | null = SECRET, hash: "SHA-256" | "SHA-512" = "SHA-256"): Promise<string> {
+  return craftWith(header, payload, secret, hash);
 }
 
-/** A hand-made token: any header and payload; HMAC-signed with `hash`, or unsigned when `secret` is null. */
-export async function craft(header: unknown, payload: unknown, secret: string | null = SECRET, hash: "SHA-256" | "SHA-512" = "SHA-256"): Promise<string> {
-  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}`;
-  return `${input}.${secret === null ? "" : await hmac(hash, secret, input)}`;
-}
-
-/** The token cases of the route matrix: every kind of bad token, a token without the right, a good one. */
-export const TOKEN_KINDS = ["none", "bad signature", "wrong algorithm", "alg none", "expired", "nbf in future", "wrong scope", "right scope"] as const;
-export type TokenKind = (typeof TOKEN_KINDS)[number];
-
-/** What each kind must get: 401 for no or bad tokens, 403 without the right, success with it. */
-export const EXPECTED: Record<TokenKind, string> = {
-  none: "401 unauthorized",
-  "bad signature": "401 unauthorized",
-  "wrong algorithm": "401 unauthorized",
-  "alg none": "401 unauthorized",
-  expired: "401 unauthorized",
-  "nbf in future": "401 unauthorized",
-  "wrong scope": "403 forbidden",
-  "right scope": "ok",
-};
-
-/** A token of the given kind for `channel`; the good kinds grant both publish and subscribe there. */
-export async function tokenOf(kind: TokenKind, channel: string): Promise<string | undefined> {
-  const right = { publish: [channel], subscribe: [channel] };
-  const now = nowSeconds();
-  switch (kind) {
-    case "none":
-      return undefined;
-    case "bad signature":
-      return mint(right, {}, "not-the-secret");
-    case "wrong algorithm":
-      return sign({ sub: `u-${crypto.randomUUID()}`, exp: now + 300, relay: right }, SECRET, "HS512");
-    case "alg none":
-      return craft({ alg: "none", typ: "JWT" }, { sub: "mallory", exp: now + 300, relay: right }, null);
-    case "expired":
-      return mint(right, { exp: now - 120 });
-    case "nbf in future":
-      return mint(right, { nbf: now + 120, exp: now + 600 });
-    case "wrong scope":
-      return mint({ publish: ["other-*"], subscribe: ["other-*"] });
-    case "right scope":
-      return mint(right);
-  }
-}
-
-export type TokenSource = "header" | "query" | "cookie";
-
-/** A path and headers carrying `token` the given way. */
-export function carry(path: string, token: string | undefined, source: TokenSource = "header", headers: Record<string, string> = {}) {
-  const all = { ...headers };
-  let url = path;
-  if (token !== undefined) {
-    if (source === "header") all.Authorization = `Bearer ${token}`;
-    if (source === "query") url += `${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
-    if (source === "cookie") all.Cookie = `theme=dark; relay_token=${token}; lang=en`;
-  }
-  return { url, headers: all };
-}
+export { base64url, carry, EXPECTED, type Grants, nowSeconds, TOKEN_KINDS, type TokenKind, type TokenSource };
 
 /** A request carrying `token`. */
 export function send(path: string, token: string | undefined, init: RequestInit & { source?: TokenSource; headers?: Record<string, string> } = {}) {
