@@ -34,7 +34,10 @@ export interface ConnectParams {
 const ROOM_ORIGIN = "https://room.internal";
 const MAX_CLIENT_ID = 256;
 
-/** The WebSocket upgrade request the Worker sends to a room with `stub.fetch()`. */
+/**
+ * The request the Worker sends a room with `stub.fetch()`: a WebSocket upgrade for the JSON
+ * format, a plain GET answered with the stream itself for SSE.
+ */
 export function connectRequest(params: ConnectParams): Request {
   const url = new URL("/connect", ROOM_ORIGIN);
   const query = url.searchParams;
@@ -52,12 +55,11 @@ export function connectRequest(params: ConnectParams): Request {
     query.set("lease_key", params.lease.key);
     query.set("lease_id", params.lease.id);
   }
-  return new Request(url, { headers: { Upgrade: "websocket" } });
+  return new Request(url, params.format === "sse" ? {} : { headers: { Upgrade: "websocket" } });
 }
 
 /** Reads a connect request in the room; `undefined` for anything the Worker would not send. */
 export function readConnectRequest(request: Request): ConnectParams | undefined {
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return undefined;
   const url = new URL(request.url);
   const query = url.searchParams;
   const channel = query.get("channel");
@@ -71,6 +73,8 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const expiresParam = query.get("expires");
   const expiresAt = expiresParam === null ? undefined : Number(expiresParam);
   if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isFormatName(format)) return undefined;
+  const upgrade = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+  if (upgrade !== (format !== "sse")) return undefined;
   if (transport === null || !TRANSPORTS.includes(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
   if (sinceParam !== null && since === undefined) return undefined;
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;

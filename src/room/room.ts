@@ -22,7 +22,8 @@ import { type ConnectParams, readConnectRequest, type Transport } from "./connec
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
 import { MessageStore, type StoredMessage } from "./message-store";
-import { FORMAT_NAMES, type FormatName, type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
+import { type SSESubscriber, SSEStreams } from "./sse-streams";
+import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
 export interface PublishInput extends EncodedData {
   event: string;
@@ -71,11 +72,11 @@ interface SocketAttachment {
   left?: true;
 }
 
-/** Hibernation tags: a socket is found by its format, its transport, and whether it wants presence. */
+/** Hibernation tags: every socket takes messages; found by its transport and whether it wants presence. */
 const Tag = {
-  format: (format: FormatName) => format,
+  messages: "json",
   transport: (transport: Transport) => `t:${transport}`,
-  presence: (format: FormatName) => `presence:${format}`,
+  presence: "presence:json",
 };
 
 const TRANSPORTS: Transport[] = ["ws", "sse", "poll"];
@@ -87,8 +88,10 @@ function isPresenceMember(transport: Transport): transport is PresenceMember["tr
 
 /**
  * One channel: its sequence counter, retained history and live subscribers.
- * Every subscriber is a hibernatable WebSocket, so an idle channel costs nothing: a client's own
- * WebSocket, or an internal socket the Worker holds for SSE, multi-channel and long-poll clients.
+ * WebSocket subscribers are hibernatable, so a channel with only those costs nothing while idle: a
+ * client's own WebSocket, or an internal socket the Worker holds for multi-channel and long-poll
+ * clients. Single-channel SSE streams are held here too (SSEStreams), which keeps the room awake
+ * while it has any, in exchange for writing each message's bytes to them without a second hop.
  */
 export class Room extends DurableObject<Env> {
   readonly #config: RelayConfig;
@@ -98,11 +101,17 @@ export class Room extends DurableObject<Env> {
   #alarmAt: number | null = null;
   /** Publish rate per client socket; starting afresh after hibernation is fine. */
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
+  readonly #sse: SSEStreams;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#config = readConfig(env);
     this.#store = new MessageStore(ctx.storage);
+    this.#sse = new SSEStreams({
+      keepaliveSeconds: this.#config.keepaliveSeconds,
+      bufferBytes: this.#config.sseBufferBytes,
+      onEnd: (subscriber) => this.#streamEnded(subscriber),
+    });
     this.#channel = this.#store.getMeta("channel") as string | undefined;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     void ctx.blockConcurrencyWhile(async () => {
@@ -130,7 +139,7 @@ export class Room extends DurableObject<Env> {
 
   async presence(channel: string): Promise<PresenceList> {
     this.#bind(channel);
-    const subscribers: PresenceMember[] = [];
+    const subscribers = this.#sse.members();
     for (const ws of this.ctx.getWebSockets()) {
       const member = memberOf(ws);
       if (member) subscribers.push(member);
@@ -139,8 +148,9 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Accepts a subscriber socket handed over by the Worker. Everything from reading the replay to
-   * joining the broadcast happens without an `await`, so no publish can fall between them.
+   * Takes a subscriber handed over by the Worker: a socket, or an SSE stream it answers with.
+   * Everything from reading the replay to joining the broadcast happens without an `await`, so no
+   * publish can fall between them.
    */
   override async fetch(request: Request): Promise<Response> {
     const params = readConnectRequest(request);
@@ -148,14 +158,11 @@ export class Room extends DurableObject<Env> {
     this.#bind(params.channel);
     const refusal = this.#refuseNewcomer(params.transport);
     if (refusal) return refusal.toResponse();
+    if (params.format === "sse") return this.#openStream(params);
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
-    const format = subscriberFormats[params.format];
-    const lastSeq = this.#store.lastSeq;
-    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
-    if (greeting !== undefined) server.send(greeting);
-    if (params.since !== undefined) this.#replay(server, format, params.since);
+    this.#greet((text) => server.send(text), subscriberFormats.json, params);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -206,6 +213,7 @@ export class Room extends DurableObject<Env> {
         closeQuietly(ws, CloseCode.TokenExpired, "token expired");
       }
     }
+    this.#sse.endExpired(now / 1000);
     this.#alarmAt = null;
     this.#scheduleNextAlarm();
   }
@@ -221,14 +229,14 @@ export class Room extends DurableObject<Env> {
     }
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
     const message = this.#envelope(stored);
-    this.#broadcast(Tag.format, (format) => format.message(message));
+    this.#broadcast(Tag.messages, (format) => format.message(message));
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
 
   #accept(ws: WebSocket, params: ConnectParams): void {
-    const tags = [Tag.format(params.format), Tag.transport(params.transport)];
-    if (params.presence) tags.push(Tag.presence(params.format));
+    const tags = [Tag.messages, Tag.transport(params.transport)];
+    if (params.presence) tags.push(Tag.presence);
     const attachment: SocketAttachment = {
       clientId: params.clientId,
       transport: params.transport,
@@ -241,7 +249,7 @@ export class Room extends DurableObject<Env> {
     };
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, attachment);
+    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
     this.ctx.acceptWebSocket(ws, tags);
     ws.serializeAttachment(attachment);
   }
@@ -251,43 +259,72 @@ export class Room extends DurableObject<Env> {
     if (attachment.left) return;
     ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
     this.ctx.waitUntil(releaseConnection(this.env, attachment.lease));
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, attachment, ws);
+    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, memberOfAttachment(attachment), ws);
   }
 
-  #announce(type: PresenceFrame["type"], attachment: SocketAttachment, except?: WebSocket): void {
-    const subscriber = { id: attachment.clientId, transport: attachment.transport, since: attachment.joinedAt } as PresenceMember;
+  #openStream(params: ConnectParams): Response {
+    const subscriber: SSESubscriber = {
+      member: { id: params.clientId, transport: "sse", since: Date.now() },
+      presence: params.presence ?? false,
+      expiresAt: params.expiresAt,
+      lease: params.lease,
+    };
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
+    // Announced before the newcomer joins, so it is not told of itself.
+    this.#announce(ServerFrameType.Join, subscriber.member);
+    return this.#sse.open(subscriber, (send) => this.#greet(send, subscriberFormats.sse, params));
+  }
+
+  #streamEnded({ member, lease }: SSESubscriber): void {
+    this.ctx.waitUntil(releaseConnection(this.env, lease));
+    this.#announce(ServerFrameType.Leave, member);
+  }
+
+  #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
     const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
-    this.#broadcast(Tag.presence, (format) => format.presence(frame), except);
+    this.#broadcast(Tag.presence, (format) => format.presence(frame), except, (s) => s.presence);
   }
 
-  /** Sends to every socket with the format's tag, encoding once per format that has sockets. */
-  #broadcast(tagOf: (format: FormatName) => string, encode: (format: SubscriberFormat) => string, except?: WebSocket): void {
-    for (const name of FORMAT_NAMES) {
-      const sockets = this.ctx.getWebSockets(tagOf(name));
-      if (sockets.length === 0) continue;
-      const text = encode(subscriberFormats[name]);
+  /**
+   * Sends to the sockets with `tag` (JSON frames) and the SSE streams `includeStream` accepts
+   * (SSE text), encoding once per format that has someone to send to.
+   */
+  #broadcast(tag: string, encode: (format: SubscriberFormat) => string, except?: WebSocket, includeStream?: (s: SSESubscriber) => boolean): void {
+    const sockets = this.ctx.getWebSockets(tag);
+    if (sockets.length > 0) {
+      const text = encode(subscriberFormats.json);
       for (const ws of sockets) if (ws !== except) sendOrClose(ws, text);
     }
+    if (this.#sse.size > 0) this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
+  }
+
+  /** Sends a newcomer its greeting, then what it missed after `since`. */
+  #greet(send: (text: string) => void, format: SubscriberFormat, params: ConnectParams): void {
+    const lastSeq = this.#store.lastSeq;
+    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
+    if (greeting !== undefined) send(greeting);
+    if (params.since !== undefined) this.#replay(send, format, params.since);
   }
 
   /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone. */
-  #replay(ws: WebSocket, format: SubscriberFormat, since: number): void {
+  #replay(send: (text: string) => void, format: SubscriberFormat, since: number): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
     const notBefore = this.#notBefore();
     const oldest = this.#store.oldestSeq(notBefore);
     if (oldest === null || oldest > since + 1) {
       const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
-      ws.send(format.gap(gap));
+      send(format.gap(gap));
     }
     for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
-      ws.send(format.message(this.#envelope(stored)));
+      send(format.message(this.#envelope(stored)));
     }
   }
 
   #counts(): SubscriberCounts {
     const counts = { ws: 0, sse: 0, poll: 0 };
     for (const transport of TRANSPORTS) counts[transport] = this.ctx.getWebSockets(Tag.transport(transport)).length;
+    counts.sse += this.#sse.size;
     return counts;
   }
 
@@ -336,12 +373,13 @@ export class Room extends DurableObject<Env> {
       const { expiresAt, left } = attachmentOf(ws);
       if (expiresAt !== undefined && !left) this.#scheduleAlarm(expiresAt * 1000);
     }
+    for (const expiresAt of this.#sse.expiries()) this.#scheduleAlarm(expiresAt * 1000);
   }
 
   /** The limits a new subscriber must fit in, as the error to answer when it does not. */
   #refuseNewcomer(transport: Transport): RelayError | undefined {
     const retry = { headers: { "Retry-After": "1" } };
-    if (this.ctx.getWebSockets().length >= this.#config.maxSubscribersPerChannel) {
+    if (this.ctx.getWebSockets().length + this.#sse.size >= this.#config.maxSubscribersPerChannel) {
       return new RelayError("rate_limited", `This channel has its ${this.#config.maxSubscribersPerChannel} subscribers (MAX_SUBSCRIBERS_PER_CHANNEL); retry later.`, retry);
     }
     if (transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
@@ -362,9 +400,13 @@ function attachmentOf(ws: WebSocket): SocketAttachment {
 }
 
 function memberOf(ws: WebSocket): PresenceMember | undefined {
-  const { clientId, transport, joinedAt, left } = attachmentOf(ws);
-  if (left || !isPresenceMember(transport) || ws.readyState !== WebSocket.OPEN) return undefined;
-  return { id: clientId, transport, since: joinedAt };
+  const attachment = attachmentOf(ws);
+  if (attachment.left || !isPresenceMember(attachment.transport) || ws.readyState !== WebSocket.OPEN) return undefined;
+  return memberOfAttachment(attachment);
+}
+
+function memberOfAttachment({ clientId, transport, joinedAt }: SocketAttachment): PresenceMember {
+  return { id: clientId, transport, since: joinedAt } as PresenceMember;
 }
 
 function errorFrame(ref: string | undefined, error: ErrorBody): ServerFrame {

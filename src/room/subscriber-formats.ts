@@ -6,8 +6,8 @@ import { encodeSSE } from "../protocol/sse";
 export const RelayEvent = { Gap: "relay.gap", Join: "relay.join", Leave: "relay.leave" } as const;
 
 /**
- * What a room sends to one kind of subscriber socket. The room encodes each broadcast once per
- * format, not once per subscriber, and never asks which transport a socket serves beyond this.
+ * What a room sends to one kind of subscriber. The room encodes each broadcast once per format,
+ * not once per subscriber, and never asks which transport a subscriber uses beyond this.
  */
 export interface SubscriberFormat {
   /** The greeting; `position` is where delivery starts (the resume id, else the last id). */
@@ -25,10 +25,7 @@ const json: SubscriberFormat = {
   presence: (frame) => JSON.stringify(frame),
 };
 
-/**
- * The internal socket behind a single-channel SSE response: finished SSE text the Worker
- * writes through as it is.
- */
+/** A single-channel SSE stream, which the room holds and writes to itself. */
 const sse: SubscriberFormat = {
   // An id with no data sets the browser's Last-Event-ID without firing an event, so a client that
   // drops before its first message still resumes from where it started.

@@ -1,14 +1,12 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { messageTooLarge, publishMessage } from "../publish";
 import { checkWebSocketOrigin } from "../security/origins";
-import { connectRequest } from "../room/connect-request";
-import { openRoomSocket, roomOf } from "../rooms";
-import { closeQuietly } from "../sockets";
-import { SSEStream } from "../sse/sse-stream";
+import { type ConnectParams, connectRequest } from "../room/connect-request";
+import { roomOf } from "../rooms";
 import { longPoll } from "../subscribers/long-poll";
 import {
   channelParam,
@@ -56,40 +54,19 @@ resource(channels, "/:channel/messages", {
 
 resource(channels, "/:channel/events", {
   GET: async (c) => {
-    const config = c.get("config");
     const channel = channelParam(c);
     const grant = grantFor(c, channel, "subscribe");
     const since = resumeCursor(c);
-    const lease = await acquireConnection(c.env, config, c.req.raw);
-    let room: WebSocket | undefined;
-    const stream = new SSEStream({
-      keepaliveSeconds: config.keepaliveSeconds,
-      bufferBytes: config.sseBufferBytes,
-      onEnd: () => {
-        if (room) closeQuietly(room, 1000, "subscriber left");
-        c.executionCtx.waitUntil(releaseConnection(c.env, lease));
-      },
+    // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
+    return connectToRoom(c, {
+      channel,
+      format: "sse",
+      transport: "sse",
+      clientId: clientIdOf(grant.subject),
+      since,
+      presence: c.req.query("presence") === "1",
+      expiresAt: grant.expiresAt,
     });
-    try {
-      // The room sends finished SSE text; the Worker passes it through untouched.
-      room = await openRoomSocket(
-        c.env,
-        {
-          channel,
-          format: "sse",
-          transport: "sse",
-          clientId: clientIdOf(grant.subject),
-          since,
-          presence: c.req.query("presence") === "1",
-          expiresAt: grant.expiresAt,
-        },
-        { message: (text) => stream.write(text), close: () => stream.end() },
-      );
-    } catch (error) {
-      stream.end();
-      throw error;
-    }
-    return stream.response;
   },
 }, { subscribes: true });
 
@@ -100,26 +77,19 @@ resource(channels, "/:channel/ws", {
     checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
     const grant = grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since"));
-    const lease = await acquireConnection(c.env, c.get("config"), c.req.raw);
     // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
-    const response = await roomOf(c.env, channel).fetch(
-      connectRequest({
-        channel,
-        format: "json",
-        transport: "ws",
-        clientId: clientIdOf(grant.subject),
-        since,
-        clientFrames: true,
-        canPublish: grant.canPublish,
-        publishRefusal: grant.publishRefusal,
-        presence: c.req.query("presence") === "1",
-        expiresAt: grant.expiresAt,
-        lease,
-      }),
-    );
-    // Refused (a limit): the room never took the slot, so give it back here.
-    if (response.status !== 101) c.executionCtx.waitUntil(releaseConnection(c.env, lease));
-    return response;
+    return connectToRoom(c, {
+      channel,
+      format: "json",
+      transport: "ws",
+      clientId: clientIdOf(grant.subject),
+      since,
+      clientFrames: true,
+      canPublish: grant.canPublish,
+      publishRefusal: grant.publishRefusal,
+      presence: c.req.query("presence") === "1",
+      expiresAt: grant.expiresAt,
+    });
   },
 }, { subscribes: true });
 
@@ -148,6 +118,18 @@ resource(channels, "/:channel", {
     return c.json(await roomOf(c.env, channel).info(channel));
   },
 });
+
+/**
+ * Hands a long-lived subscriber (a WebSocket, or an SSE stream) to its room, holding one of the
+ * address's connection slots for it, which the room gives back when the subscriber leaves.
+ */
+async function connectToRoom(c: Context<AppEnv>, params: Omit<ConnectParams, "lease">): Promise<Response> {
+  const lease = await acquireConnection(c.env, c.get("config"), c.req.raw);
+  const response = await roomOf(c.env, params.channel).fetch(connectRequest({ ...params, lease }));
+  // Refused (a limit): the room never took the slot, so give it back here.
+  if (response.status !== 101 && !response.ok) c.executionCtx.waitUntil(releaseConnection(c.env, lease));
+  return response;
+}
 
 // A channel name holding a slash ("a/b") or nothing at all splits the path differently;
 // name the real problem instead of answering 404.

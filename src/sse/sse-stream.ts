@@ -1,7 +1,8 @@
 import { encodeSSE, encodeSSEComment } from "../protocol/sse";
 
 export interface SSEStreamOptions {
-  keepaliveSeconds: number;
+  /** Writes its own keep-alive comments this often; leave out when the owner writes them for many streams at once. */
+  keepaliveSeconds?: number;
   /** Bytes the client may fall behind before its stream is ended. */
   bufferBytes: number;
   /** Called once when the stream ends for any reason: the client left, fell behind, or `end()`. */
@@ -12,11 +13,14 @@ export interface SSEStreamOptions {
 const RETRY_MS = 3000;
 const encoder = new TextEncoder();
 
+/** The keep-alive comment, encoded once. */
+export const KEEPALIVE = encoder.encode(encodeSSEComment("keepalive"));
+
 /**
- * A `text/event-stream` response the Worker writes to. The Worker, not a room, holds it and its
- * keep-alive timer, so rooms can hibernate while streams are idle. A client that stops reading
- * is ended once it is `bufferBytes` behind, instead of growing memory or slowing anyone else;
- * its EventSource then resumes with `Last-Event-ID`.
+ * A `text/event-stream` response: a room holds one per single-channel SSE subscriber, the Worker
+ * one per multi-channel stream. A client that stops reading is ended once it is `bufferBytes`
+ * behind, instead of growing memory or slowing anyone else; its EventSource then resumes with
+ * `Last-Event-ID`.
  */
 export class SSEStream {
   readonly response: Response;
@@ -45,9 +49,7 @@ export class SSEStream {
       },
     });
     this.write(encodeSSE({ retry: RETRY_MS }));
-    // A departed client is noticed only when a write fails, and the first write after it left
-    // usually still succeeds: writing three times per period forgets it within KEEPALIVE_SECONDS.
-    this.#keepalive = setInterval(() => this.write(encodeSSEComment("keepalive")), (keepaliveSeconds * 1000) / 3);
+    if (keepaliveSeconds !== undefined) this.#keepalive = setInterval(() => this.writeBytes(KEEPALIVE), keepaliveInterval(keepaliveSeconds));
   }
 
   get isOpen(): boolean {
@@ -56,8 +58,13 @@ export class SSEStream {
 
   /** Writes finished SSE text. */
   write(text: string): void {
+    this.writeBytes(encoder.encode(text));
+  }
+
+  /** Writes finished SSE bytes; the same bytes may go to many streams. */
+  writeBytes(bytes: Uint8Array): void {
     if (!this.#open) return;
-    this.#controller.enqueue(encoder.encode(text));
+    this.#controller.enqueue(bytes);
     // Fell too far behind: end after what is queued; the client resumes from there.
     if ((this.#controller.desiredSize ?? 0) < 0) this.end();
   }
@@ -75,4 +82,13 @@ export class SSEStream {
     if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
     this.#onEnd();
   }
+}
+
+/**
+ * How often to write a keep-alive. A departed client is noticed only when a write fails, and the
+ * first write after it left usually still succeeds: writing three times per period forgets it
+ * within KEEPALIVE_SECONDS.
+ */
+export function keepaliveInterval(keepaliveSeconds: number): number {
+  return (keepaliveSeconds * 1000) / 3;
 }

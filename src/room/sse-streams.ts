@@ -1,0 +1,88 @@
+import type { ConnectionLease } from "../limits/connections";
+import type { PresenceMember } from "../protocol/frames";
+import { KEEPALIVE, keepaliveInterval, SSEStream } from "../sse/sse-stream";
+
+/** One single-channel SSE subscriber, as its room knows it. */
+export interface SSESubscriber {
+  member: PresenceMember;
+  /** Also send it join and leave events. */
+  presence: boolean;
+  /** When its token expires, in seconds since the epoch. */
+  expiresAt?: number;
+  lease?: ConnectionLease;
+}
+
+export interface SSEStreamsOptions {
+  keepaliveSeconds: number;
+  bufferBytes: number;
+  /** Called once for each stream that ends, for any reason. */
+  onEnd(subscriber: SSESubscriber): void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The single-channel SSE streams a room holds itself. Each broadcast is encoded once and the same
+ * bytes are written to every stream, with one keep-alive timer for all of them. A stream cannot
+ * hibernate, so a room stays awake while it has SSE subscribers (WebSocket subscribers alone let
+ * it hibernate).
+ */
+export class SSEStreams {
+  readonly #streams = new Map<SSEStream, SSESubscriber>();
+  readonly #options: SSEStreamsOptions;
+  #keepalive: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: SSEStreamsOptions) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it joins broadcasts. */
+  open(subscriber: SSESubscriber, write: (send: (text: string) => void) => void): Response {
+    const stream = new SSEStream({
+      bufferBytes: this.#options.bufferBytes,
+      onEnd: () => {
+        this.#streams.delete(stream);
+        if (this.#streams.size === 0) this.#stopKeepalive();
+        this.#options.onEnd(subscriber);
+      },
+    });
+    write((text) => stream.write(text));
+    if (stream.isOpen) {
+      this.#streams.set(stream, subscriber);
+      this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
+    }
+    return stream.response;
+  }
+
+  /** Writes finished SSE text to every stream (or those `include` accepts), encoding it once. */
+  broadcast(text: string, include?: (subscriber: SSESubscriber) => boolean): void {
+    this.#writeAll(encoder.encode(text), include);
+  }
+
+  members(): PresenceMember[] {
+    return Array.from(this.#streams.values(), (s) => s.member);
+  }
+
+  /** Ends the streams whose token expired by `nowSeconds`. */
+  endExpired(nowSeconds: number): void {
+    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && expiresAt <= nowSeconds) stream.end();
+  }
+
+  /** Token expiry times of the open streams, in seconds since the epoch. */
+  *expiries(): Iterable<number> {
+    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield expiresAt;
+  }
+
+  #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): void {
+    for (const [stream, subscriber] of this.#streams) if (!include || include(subscriber)) stream.writeBytes(bytes);
+  }
+
+  #stopKeepalive(): void {
+    if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
+    this.#keepalive = undefined;
+  }
+}
