@@ -1,8 +1,12 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** The Worker imports public/demo.css as text; Vitest would otherwise hand it an empty string. */
+const WORKER_CSS = { include: [/\.css/] };
+
 export default defineConfig({
   test: {
+    globalSetup: ["test/support/build-client.ts"],
     projects: [
       {
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
@@ -51,7 +55,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"], css: WORKER_CSS },
       },
       {
         // The relay as deployed: a secret (and the previous one, mid-rotation), public channels, one
@@ -76,7 +80,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker-auth", include: ["test/worker-auth/**/*.test.ts"] },
+        test: { name: "worker-auth", include: ["test/worker-auth/**/*.test.ts"], css: WORKER_CSS },
       },
       {
         test: {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Bundles the client SDK (src/client) into public/client.js: one ES module with no dependencies,
-// served by the relay as a static asset so a page can `import { RelayClient } from "/client.js"`.
-// `npm run dev`, `npm run deploy` and `npm run test:browser` run it first (pre-scripts).
+// which the Worker bundles and serves so a page can `import { RelayClient } from "/client.js"`.
+// `npm run dev`, `npm run deploy` and `npm run bench` run it first (pre-scripts), the test suites
+// in their global setup.
 //
 //   node scripts/build-client.mjs [--minify] [--outfile public/client.js]
 import { build } from "esbuild";

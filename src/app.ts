@@ -7,9 +7,10 @@ import { batch } from "./routes/batch";
 import { channels } from "./routes/channels";
 import { multiplex } from "./routes/multiplex";
 import { resource } from "./routes/resource";
+import { site } from "./routes/site";
 import { corsForHttp } from "./security/origins";
 
-/** Builds the relay's Worker app: settings, who is asking, CORS, routes, and API.md's JSON errors. */
+/** Builds the relay's Worker app: settings, who is asking, CORS, routes, the demo page, and API.md's JSON errors. */
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(async (c, next) => {
@@ -24,6 +25,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/v1/channels", channels);
   app.route("/v1", batch);
   app.route("/v1", multiplex);
+  app.route("/", site);
 
   app.notFound(renderNotFound);
   app.onError(renderError);

@@ -7,6 +7,7 @@ export default defineConfig({
     name: "browser",
     root: new URL("../..", import.meta.url).pathname,
     include: ["test/browser/**/*.test.ts"],
+    globalSetup: ["test/support/build-client.ts"],
     environment: "node",
     testTimeout: 180_000,
     hookTimeout: 120_000,
