@@ -38,9 +38,26 @@ export class RelayError extends Error {
   }
 }
 
-/** `app.onError`: RelayErrors as they are, anything else as a plain 500 without internals. */
+/**
+ * A Durable Object call the platform failed (the room overloaded, restarting or unreachable) as a
+ * 503 with Retry-After; `undefined` for any other error. Overload is answered at once, never retried
+ * here: retrying would add to it. A publish that failed this way may still have been stored, so a
+ * publisher retries with the same Idempotency-Key.
+ */
+export function unavailableError(error: unknown): RelayError | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const { overloaded, retryable } = error as { overloaded?: unknown; retryable?: unknown };
+  const retry = { headers: { "Retry-After": "1" } };
+  if (overloaded === true) return new RelayError("unavailable", "The channel is overloaded; retry after Retry-After seconds (a publish with the same Idempotency-Key).", retry);
+  if (retryable === true) return new RelayError("unavailable", "The channel could not be reached just now; retry after Retry-After seconds (a publish with the same Idempotency-Key).", retry);
+  return undefined;
+}
+
+/** `app.onError`: RelayErrors as they are, platform failures as 503, anything else as a plain 500 without internals. */
 export function renderError(err: Error, _c: Context): Response {
   if (err instanceof RelayError) return err.toResponse();
+  const unavailable = unavailableError(err);
+  if (unavailable) return unavailable.toResponse();
   if (err instanceof HTTPException && err.status < 500) {
     return new RelayError("invalid_request", err.message || "The request could not be read.").toResponse();
   }

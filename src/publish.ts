@@ -1,5 +1,5 @@
 import type { RelayConfig } from "./config";
-import { RelayError } from "./errors";
+import { RelayError, unavailableError } from "./errors";
 import { encodeData } from "./protocol/envelope";
 import type { MessageId } from "./protocol/ids";
 import { DEFAULT_EVENT } from "./protocol/names";
@@ -35,12 +35,11 @@ export async function publishMessage(env: Env, config: RelayConfig, request: Pub
   if (bytes.byteLength > config.maxMessageBytes) throw messageTooLarge(config);
   const data = typeof request.body === "string" ? { data: request.body } : encodeData(bytes);
   const { channel } = request;
-  const result = await roomOf(env, channel).publish(channel, {
-    ...data,
-    event: request.event ?? DEFAULT_EVENT,
-    idempotencyKey: request.idempotencyKey,
-    ifMatch: request.ifMatch,
-  });
+  const result = await roomOf(env, channel)
+    .publish(channel, { ...data, event: request.event ?? DEFAULT_EVENT, idempotencyKey: request.idempotencyKey, ifMatch: request.ifMatch })
+    .catch((error: unknown) => {
+      throw unavailableError(error) ?? error;
+    });
   if (result.status === "conflict") {
     throw new RelayError("precondition_failed", `The channel's last id is ${result.lastId}, not the one in If-Match.`, {
       details: { lastId: result.lastId },

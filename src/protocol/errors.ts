@@ -1,4 +1,4 @@
-/** The error codes of API.md, each with the HTTP status it is sent with. */
+/** The error codes of API.md (and `unavailable`, docs/api.md), each with the HTTP status it is sent with. */
 export const ErrorStatus = {
   invalid_request: 400,
   invalid_channel: 400,
@@ -15,6 +15,7 @@ export const ErrorStatus = {
   upgrade_required: 426,
   rate_limited: 429,
   internal: 500,
+  unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorStatus;
