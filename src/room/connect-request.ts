@@ -11,6 +11,7 @@ const TRANSPORTS: readonly string[] = ["ws", "sse", "poll"] satisfies Transport[
 /** What the Worker tells a room when it hands it a subscriber socket. */
 export interface ConnectParams {
   channel: string;
+  /** `json`: a WebSocket the room accepts; `sse`: an SSE stream the room holds and answers with. */
   format: FormatName;
   transport: Transport;
   /** Who this is in presence lists: the token's `sub`, else a connection id. */

@@ -40,8 +40,6 @@ export const subscriberFormats = { json, sse } as const;
 
 export type FormatName = keyof typeof subscriberFormats;
 
-export const FORMAT_NAMES = Object.keys(subscriberFormats) as FormatName[];
-
 export function isFormatName(value: string | null): value is FormatName {
   return value !== null && Object.hasOwn(subscriberFormats, value);
 }
