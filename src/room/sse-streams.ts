@@ -1,6 +1,6 @@
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
-import { KEEPALIVE, keepaliveInterval, SSEStream } from "../sse/sse-stream";
+import { FLUSH_MS, KEEPALIVE, keepaliveInterval, SSEStream } from "../sse/sse-stream";
 
 /** One single-channel SSE subscriber, as its room knows it. */
 export interface SSESubscriber {
@@ -31,6 +31,9 @@ export class SSEStreams {
   readonly #streams = new Map<SSEStream, SSESubscriber>();
   readonly #options: SSEStreamsOptions;
   #keepalive: ReturnType<typeof setInterval> | undefined;
+  /** Streams whose writes wait for their client to catch up; one timer checks them all. */
+  readonly #behind = new Set<SSEStream>();
+  #flushing: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: SSEStreamsOptions) {
     this.#options = options;
@@ -44,6 +47,7 @@ export class SSEStreams {
   open(subscriber: SSESubscriber, write: (send: (text: string) => void) => void): Response {
     const stream = new SSEStream({
       bufferBytes: this.#options.bufferBytes,
+      onBehind: (behind) => this.#watch(behind),
       onEnd: () => {
         this.#streams.delete(stream);
         if (this.#streams.size === 0) this.#stopKeepalive();
@@ -79,6 +83,17 @@ export class SSEStreams {
 
   #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): void {
     for (const [stream, subscriber] of this.#streams) if (!include || include(subscriber)) stream.writeBytes(bytes);
+  }
+
+  #watch(stream: SSEStream): void {
+    this.#behind.add(stream);
+    this.#flushing ??= setTimeout(() => this.#flushBehind(), FLUSH_MS);
+  }
+
+  #flushBehind(): void {
+    this.#flushing = undefined;
+    for (const stream of this.#behind) if (!stream.flush()) this.#behind.delete(stream);
+    if (this.#behind.size > 0) this.#flushing = setTimeout(() => this.#flushBehind(), FLUSH_MS);
   }
 
   #stopKeepalive(): void {

@@ -7,7 +7,15 @@ export interface SSEStreamOptions {
   bufferBytes: number;
   /** Called once when the stream ends for any reason: the client left, fell behind, or `end()`. */
   onEnd(): void;
+  /**
+   * Called when writes start waiting for the client to read what it was sent; the owner then
+   * calls `flush()` every few ms until it returns false. Without it, the stream times its own.
+   */
+  onBehind?(stream: SSEStream): void;
 }
+
+/** How often a stream whose client is behind checks whether it has caught up. */
+export const FLUSH_MS = 10;
 
 /** The browser's reconnection delay, sent first. */
 const RETRY_MS = 3000;
@@ -18,9 +26,11 @@ export const KEEPALIVE = encoder.encode(encodeSSEComment("keepalive"));
 
 /**
  * A `text/event-stream` response: a room holds one per single-channel SSE subscriber, the Worker
- * one per multi-channel stream. A client that stops reading is ended once it is `bufferBytes`
- * behind, instead of growing memory or slowing anyone else; its EventSource then resumes with
- * `Last-Event-ID`.
+ * one per multi-channel stream. A write goes out at once while the client has read everything
+ * before it; while it has not, writes wait and go out together as one chunk once it has, so a busy
+ * relay sends fewer, larger chunks instead of falling further behind. A client that stops reading
+ * is ended once it is `bufferBytes` behind, instead of growing memory or slowing anyone else; its
+ * EventSource then resumes with `Last-Event-ID`.
  */
 export class SSEStream {
   readonly response: Response;
@@ -28,9 +38,16 @@ export class SSEStream {
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #open = true;
   readonly #onEnd: () => void;
+  readonly #onBehind: (stream: SSEStream) => void;
+  readonly #bufferBytes: number;
+  /** Written while the client was behind; sent as one chunk once it has caught up. */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
 
-  constructor({ keepaliveSeconds, bufferBytes, onEnd }: SSEStreamOptions) {
+  constructor({ keepaliveSeconds, bufferBytes, onEnd, onBehind }: SSEStreamOptions) {
     this.#onEnd = onEnd;
+    this.#onBehind = onBehind ?? selfFlushing;
+    this.#bufferBytes = bufferBytes;
     const body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -64,16 +81,44 @@ export class SSEStream {
   /** Writes finished SSE bytes; the same bytes may go to many streams. */
   writeBytes(bytes: Uint8Array): void {
     if (!this.#open) return;
-    this.#controller.enqueue(bytes);
-    // Fell too far behind: end after what is queued; the client resumes from there.
-    if ((this.#controller.desiredSize ?? 0) < 0) this.end();
+    if (this.#pendingBytes === 0 && this.#caughtUp()) return this.#controller.enqueue(bytes);
+    if (this.#pendingBytes === 0) this.#onBehind(this);
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.byteLength;
+    // Fell too far behind: end after what is written; the client resumes from there.
+    if (this.#pendingBytes + this.#queuedBytes() > this.#bufferBytes) this.end();
   }
 
-  /** Ends the stream after what is queued. */
+  /** Sends what waited, as one chunk, if the client has caught up; returns whether some still waits. */
+  flush(): boolean {
+    if (this.#pendingBytes === 0) return false;
+    if (this.#open && !this.#caughtUp()) return true;
+    this.#sendPending();
+    return false;
+  }
+
+  /** Ends the stream after what is written. */
   end(): void {
     if (!this.#open) return;
     this.#stop();
+    if (this.#pendingBytes > 0) this.#sendPending();
     this.#controller.close();
+  }
+
+  /** The client has read everything it was sent. */
+  #caughtUp(): boolean {
+    return this.#queuedBytes() === 0;
+  }
+
+  #queuedBytes(): number {
+    return this.#bufferBytes - (this.#controller.desiredSize ?? 0);
+  }
+
+  #sendPending(): void {
+    const chunk = this.#pending.length === 1 ? this.#pending[0]! : concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#controller.enqueue(chunk);
   }
 
   #stop(): void {
@@ -82,6 +127,24 @@ export class SSEStream {
     if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
     this.#onEnd();
   }
+}
+
+/** A stream with no owner to flush it checks on itself. */
+function selfFlushing(stream: SSEStream): void {
+  const check = (): void => {
+    if (stream.flush()) setTimeout(check, FLUSH_MS);
+  };
+  setTimeout(check, FLUSH_MS);
+}
+
+function concat(chunks: Uint8Array[], byteLength: number): Uint8Array {
+  const out = new Uint8Array(byteLength);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }
 
 /**
