@@ -53,7 +53,11 @@ export class SSEStream {
         start: (controller) => {
           this.#controller = controller;
         },
-        cancel: () => this.#stop(),
+        cancel: () => {
+          this.#pending = [];
+          this.#pendingBytes = 0;
+          this.#stop();
+        },
       },
       { highWaterMark: bufferBytes, size: (chunk) => chunk.byteLength },
     );
@@ -91,8 +95,8 @@ export class SSEStream {
 
   /** Sends what waited, as one chunk, if the client has caught up; returns whether some still waits. */
   flush(): boolean {
-    if (this.#pendingBytes === 0) return false;
-    if (this.#open && !this.#caughtUp()) return true;
+    if (this.#pendingBytes === 0 || !this.#open) return false;
+    if (!this.#caughtUp()) return true;
     this.#sendPending();
     return false;
   }

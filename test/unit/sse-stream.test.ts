@@ -17,7 +17,7 @@ function open(options: { bufferBytes?: number; owned?: boolean } = {}) {
     const { value, done } = await reader.read();
     return done ? undefined : decoder.decode(value);
   };
-  return { stream, read, behind, onEnd };
+  return { stream, read, behind, onEnd, leave: () => reader.cancel() };
 }
 
 describe("SSEStream: chunks follow how fast the client reads", () => {
@@ -64,6 +64,18 @@ describe("SSEStream: chunks follow how fast the client reads", () => {
     for (let chunk = await read(); chunk !== undefined; chunk = await read()) text += chunk;
     expect(events[0]).toHaveLength(22);
     expect(text).toBe(RETRY + events.slice(0, 3).join(""));
+  });
+
+  it("forgets what waited when the client leaves, and says so once", async () => {
+    const { stream, behind, onEnd, leave } = open();
+    stream.write("id: 1\n\n");
+    expect(behind).toEqual([stream]);
+    await leave();
+    expect(onEnd).toHaveBeenCalledTimes(1);
+    expect(stream.flush()).toBe(false);
+    stream.write("id: 2\n\n");
+    stream.end();
+    expect(onEnd).toHaveBeenCalledTimes(1);
   });
 
   it("flushes itself when no owner does", async () => {
