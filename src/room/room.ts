@@ -81,6 +81,9 @@ const Tag = {
 
 const TRANSPORTS: Transport[] = ["ws", "sse", "poll"];
 
+/** How long the same replay is sent again without reading it anew. */
+const REPLAY_REUSE_MS = 1000;
+
 /** Long-pollers come and go with each request; presence lists the connections that stay. */
 function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
   return transport !== "poll";
@@ -102,6 +105,8 @@ export class Room extends DurableObject<Env> {
   /** Publish rate per client socket; starting afresh after hibernation is fine. */
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
   readonly #sse: SSEStreams;
+  /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
+  #lastReplay: { format: SubscriberFormat; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -206,6 +211,7 @@ export class Room extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.#store.pruneOlderThan(now - this.#config.historyTtlSeconds * 1000);
+    this.#lastReplay = undefined;
     for (const ws of this.ctx.getWebSockets()) {
       const { expiresAt } = attachmentOf(ws);
       if (expiresAt !== undefined && expiresAt * 1000 <= now) {
@@ -228,6 +234,7 @@ export class Room extends DurableObject<Env> {
       return { status: "conflict", lastId: formatId(this.#store.lastSeq) };
     }
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
+    this.#lastReplay = undefined;
     const message = this.#envelope(stored);
     this.#broadcast(Tag.messages, (format) => format.message(message));
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
@@ -310,15 +317,25 @@ export class Room extends DurableObject<Env> {
   #replay(send: (text: string) => void, format: SubscriberFormat, since: number): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
+    const now = Date.now();
+    const last = this.#lastReplay;
+    // Reused only briefly, so the TTL boundary (HISTORY_TTL_SECONDS) moves by less than that meanwhile.
+    if (last && last.format === format && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
+      for (const frame of last.frames) send(frame);
+      return;
+    }
+    const frames: string[] = [];
     const notBefore = this.#notBefore();
     const oldest = this.#store.oldestSeq(notBefore);
     if (oldest === null || oldest > since + 1) {
       const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
-      send(format.gap(gap));
+      frames.push(format.gap(gap));
     }
     for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
-      send(format.message(this.#envelope(stored)));
+      frames.push(format.message(this.#envelope(stored)));
     }
+    this.#lastReplay = { format, since, lastSeq, at: now, frames };
+    for (const frame of frames) send(frame);
   }
 
   #counts(): SubscriberCounts {

@@ -55,6 +55,21 @@ describe("WebSocket subscribers", () => {
     ws.close();
   });
 
+  it("resumes many clients from the same id, each with exactly what it missed, as publishes go on between them", async () => {
+    const channel = randomChannel();
+    for (let i = 1; i <= 5; i++) await publishOk(channel, `m${i}`);
+    const first = await Promise.all([1, 2, 3].map(() => WsClient.connect(channel, "since=2")));
+    await publishOk(channel, "m6");
+    const later = await WsClient.connect(channel, "since=2");
+    for (const ws of first) expect((await ws.waitForMessages(4)).map((m) => m.data)).toEqual(["m3", "m4", "m5", "m6"]);
+    expect((await later.waitForMessages(4)).map((m) => m.data)).toEqual(["m3", "m4", "m5", "m6"]);
+    await publishOk(channel, "m7");
+    for (const ws of [...first, later]) {
+      expect((await ws.waitForMessages(5)).map((m) => m.id)).toEqual(range(3, 7));
+      ws.close();
+    }
+  });
+
   it("answers the exact ping text with the exact pong text", async () => {
     const ws = await WsClient.connect(randomChannel());
     ws.send('{"type":"ping"}');
