@@ -346,9 +346,15 @@ describe("the hostile corpus against a real relay", () => {
       return;
     }
     // Refused by the HTTP stack before the Worker: any 4xx, and the relay keeps working. Should
-    // the Worker answer after all (a runtime with a larger limit), the table applies.
-    expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
-    expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeLessThan(500);
+    // the Worker answer after all (a runtime with a larger limit), the table applies. Now and then
+    // wrangler's dev proxy loses the runtime's 431 (the runtime drops the connection of a POST whose
+    // head it refused) and answers its own 503 instead; the Worker never saw the request. A real
+    // restart would close every watcher, which "every socket is still open" below would catch.
+    const lostByDevProxy = res.status === 503 && res.text.includes("Your worker restarted mid-request");
+    if (!lostByDevProxy) {
+      expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeLessThan(500);
+    }
     if ((res.headers.get("Content-Type") ?? "").startsWith("application/json")) expectAsTabled(c, res, where);
     const health = await fetchAnswer(`${relay.url}/healthz`);
     expect(health.status, `healthz after ${where}`).toBe(200);
