@@ -81,8 +81,9 @@ const Tag = {
 
 const TRANSPORTS: Transport[] = ["ws", "sse", "poll"];
 
-/** How long the same replay is sent again without reading it anew. */
+/** How long the same replay is sent again without reading it anew, and how large one may be kept. */
 const REPLAY_REUSE_MS = 1000;
+const REPLAY_KEEP_CHARS = 256 * 1024;
 
 /** Long-pollers come and go with each request; presence lists the connections that stay. */
 function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
@@ -324,6 +325,7 @@ export class Room extends DurableObject<Env> {
       for (const frame of last.frames) send(frame);
       return;
     }
+    this.#lastReplay = undefined;
     const frames: string[] = [];
     const notBefore = this.#notBefore();
     const oldest = this.#store.oldestSeq(notBefore);
@@ -334,8 +336,13 @@ export class Room extends DurableObject<Env> {
     for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
       frames.push(format.message(this.#envelope(stored)));
     }
-    this.#lastReplay = { format, since, lastSeq, at: now, frames };
-    for (const frame of frames) send(frame);
+    let chars = 0;
+    for (const frame of frames) {
+      send(frame);
+      chars += frame.length;
+    }
+    // Kept only when small: on a quiet channel it stays until the next publish.
+    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, since, lastSeq, at: now, frames };
   }
 
   #counts(): SubscriberCounts {

@@ -1,6 +1,6 @@
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
-import { FLUSH_MS, KEEPALIVE, keepaliveInterval, SSEStream } from "../sse/sse-stream";
+import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "../sse/sse-stream";
 
 /** One single-channel SSE subscriber, as its room knows it. */
 export interface SSESubscriber {
@@ -34,6 +34,7 @@ export class SSEStreams {
   /** Streams whose writes wait for their client to catch up; one timer checks them all. */
   readonly #behind = new Set<SSEStream>();
   #flushing: ReturnType<typeof setTimeout> | undefined;
+  #flushDelay = FLUSH_MS;
 
   constructor(options: SSEStreamsOptions) {
     this.#options = options;
@@ -87,13 +88,21 @@ export class SSEStreams {
 
   #watch(stream: SSEStream): void {
     this.#behind.add(stream);
-    this.#flushing ??= setTimeout(() => this.#flushBehind(), FLUSH_MS);
+    if (this.#flushing !== undefined && this.#flushDelay === FLUSH_MS) return;
+    // A check backed off for a client that stopped reading must not hold up this one.
+    if (this.#flushing !== undefined) clearTimeout(this.#flushing);
+    this.#flushDelay = FLUSH_MS;
+    this.#flushing = setTimeout(() => this.#flushBehind(), FLUSH_MS);
   }
 
+  /** Flushes the streams that caught up; checks less often while none does (a client that stopped reading). */
   #flushBehind(): void {
     this.#flushing = undefined;
+    const before = this.#behind.size;
     for (const stream of this.#behind) if (!stream.flush()) this.#behind.delete(stream);
-    if (this.#behind.size > 0) this.#flushing = setTimeout(() => this.#flushBehind(), FLUSH_MS);
+    if (this.#behind.size === 0) return;
+    this.#flushDelay = this.#behind.size < before ? FLUSH_MS : nextFlushDelay(this.#flushDelay);
+    this.#flushing = setTimeout(() => this.#flushBehind(), this.#flushDelay);
   }
 
   #stopKeepalive(): void {

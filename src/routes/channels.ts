@@ -125,10 +125,16 @@ resource(channels, "/:channel", {
  */
 async function connectToRoom(c: Context<AppEnv>, params: Omit<ConnectParams, "lease">): Promise<Response> {
   const lease = await acquireConnection(c.env, c.get("config"), c.req.raw);
-  const response = await roomOf(c.env, params.channel).fetch(connectRequest({ ...params, lease }));
-  // Refused (a limit): the room never took the slot, so give it back here.
-  if (response.status !== 101 && !response.ok) c.executionCtx.waitUntil(releaseConnection(c.env, lease));
-  return response;
+  // Refused (a limit) or unreachable: the room never took the slot, so give it back here.
+  const giveBack = () => c.executionCtx.waitUntil(releaseConnection(c.env, lease));
+  try {
+    const response = await roomOf(c.env, params.channel).fetch(connectRequest({ ...params, lease }));
+    if (response.status !== 101 && !response.ok) giveBack();
+    return response;
+  } catch (error) {
+    giveBack();
+    throw error;
+  }
 }
 
 // A channel name holding a slash ("a/b") or nothing at all splits the path differently;

@@ -14,8 +14,14 @@ export interface SSEStreamOptions {
   onBehind?(stream: SSEStream): void;
 }
 
-/** How often a stream whose client is behind checks whether it has caught up. */
+/** How often a stream whose client is behind checks whether it has caught up… */
 export const FLUSH_MS = 10;
+/** …backing off to this while the client reads nothing. */
+const FLUSH_MAX_MS = 1000;
+
+export function nextFlushDelay(delay: number): number {
+  return Math.min(delay * 2, FLUSH_MAX_MS);
+}
 
 /** The browser's reconnection delay, sent first. */
 const RETRY_MS = 3000;
@@ -135,10 +141,13 @@ export class SSEStream {
 
 /** A stream with no owner to flush it checks on itself. */
 function selfFlushing(stream: SSEStream): void {
+  let delay = FLUSH_MS;
   const check = (): void => {
-    if (stream.flush()) setTimeout(check, FLUSH_MS);
+    if (!stream.flush()) return;
+    delay = nextFlushDelay(delay);
+    setTimeout(check, delay);
   };
-  setTimeout(check, FLUSH_MS);
+  setTimeout(check, delay);
 }
 
 function concat(chunks: Uint8Array[], byteLength: number): Uint8Array {
