@@ -10,6 +10,7 @@ import {
   type HostileFrame,
   rejectedMarkers,
 } from "../corpus/hostile";
+import { type Answer, expectAsTabled, expectFrameError } from "../corpus/expect-answer";
 import { closeAll, Collector, type Frame, uniqueChannel, withTimeout } from "../support/clients";
 import { carry, EXPECTED, type Grants, mintWith, TOKEN_KINDS, type TokenKind, tokenOfWith, type TokenSource } from "../support/tokens";
 import { type Relay, startRelay } from "../support/relay";
@@ -30,17 +31,9 @@ import { type Relay, startRelay } from "../support/relay";
  */
 
 const WAIT_MS = 10_000;
-const STACK_TRACE = /\bat .*:\d+:\d+|\n\s+at /;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP: fetch, or a raw request
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  /** The body as text; "" for an event stream (cancelled after its headers) or a body-less answer. */
-  text: string;
-}
 
 /** Any request with fetch; an event stream is cancelled once its headers are in. */
 async function fetchAnswer(url: string, init: RequestInit = {}): Promise<Answer> {
@@ -297,42 +290,6 @@ describe("the hostile corpus against a real relay", () => {
     return fetchAnswer(`${relay.url}${c.path}`, { method: c.method, headers: c.headers, body: c.body as BodyInit | undefined });
   }
 
-  /** The workerd runner's checks of one answer of the Worker. */
-  function expectAsTabled(c: HostileCase, res: Answer, where: string): void {
-    const type = res.headers.get("Content-Type") ?? "";
-    if (c.method === "HEAD" || c.expect.status === 204) {
-      expect(res.status, where).toBe(c.expect.status);
-      expect(res.text, where).toBe("");
-      return;
-    }
-    if (type.startsWith("text/event-stream")) {
-      expect(res.status, where).toBe(c.expect.status);
-      expect(c.expect.code, where).toBeNull();
-      return;
-    }
-    expect({ status: res.status, body: res.text.slice(0, 300) }, where).toMatchObject({ status: c.expect.status });
-    // Every answer of the relay is JSON (errors included).
-    expect(type, where).toMatch(/^application\/json/);
-    const body = JSON.parse(res.text) as { error?: { code: string; message: string }; results?: Array<{ id?: string; error?: { code: string } }> };
-    if (c.expect.code !== null) {
-      expect(body.error?.code, where).toBe(c.expect.code);
-      expect(body.error?.message.length, where).toBeGreaterThan(10);
-      expect(body.error?.message, where).not.toMatch(STACK_TRACE);
-      // A refused request never echoes its input at length.
-      expect(res.text.length, where).toBeLessThan(2000);
-      if (res.status === 405) expect(res.headers.get("Allow"), where).toBeTruthy();
-      if (res.status === 429) expect(res.headers.get("Retry-After"), where).toBeTruthy();
-    } else {
-      expect(body.error, where).toBeUndefined();
-    }
-    if (c.expect.results) {
-      expect(
-        body.results?.map((r) => (r.id !== undefined ? "ok" : r.error?.code)),
-        where,
-      ).toEqual(c.expect.results);
-    }
-  }
-
   it("the cases answered by the runtime are exactly the ones listed, and they are few", () => {
     expect(HOSTILE_CASES.length).toBeGreaterThanOrEqual(100);
     expect(HOSTILE_CASES.filter(answeredByRuntime).map((c) => c.id)).toEqual(RUNTIME_ANSWERED_IDS);
@@ -376,12 +333,7 @@ describe("the hostile corpus against a real relay", () => {
     sock.send(f.frame);
     const answer = await sock.next(seen, (x) => x.type !== "message", `an answer to ${where}`);
     expect(sock.closed, where).toBeUndefined();
-    expect({ type: answer.type, code: (answer.error as { code?: string } | undefined)?.code, ref: answer.ref }, where).toEqual({
-      type: "error",
-      code: f.expect.code,
-      ref: f.expect.ref,
-    });
-    expect(String((answer.error as { message: string }).message), where).not.toMatch(STACK_TRACE);
+    expectFrameError(f, answer, where);
   });
 
   it("every socket is still open and working after the frames", async () => {
