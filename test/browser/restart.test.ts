@@ -4,7 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Browser, launchBrowser, openPage } from "./support/browser";
-import { type Relay, ROOT, removeState, sleep, startRelay } from "../support/relay";
+import { type Relay, ROOT, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 import { publishSurely } from "../support/clients";
 
 let relay: Relay;
@@ -25,13 +25,7 @@ interface DemoWindow {
 const TOTAL = 150;
 const CRASH_AT = [50, 100];
 
-async function until(predicate: () => boolean, what: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const until = (predicate: () => boolean, what: string, timeoutMs = 90_000) => waitUntil(predicate, what, timeoutMs);
 
 describe("relay crashes under the demo page", () => {
   it(`the SDK sees ${TOTAL} messages exactly once, in order, across two kill -9 and restarts`, async () => {

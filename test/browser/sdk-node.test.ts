@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type GapEvent, RelayClient, type RelayMessage, type TransportName, type WebSocketConstructor } from "edge-relay/client";
-import { type Relay, removeState, sleep, startRelay } from "../support/relay";
+import { type Relay, removeState, startRelay, waitUntil } from "../support/relay";
 
 let relay: Relay;
 beforeAll(async () => {
@@ -15,13 +15,7 @@ afterAll(async () => {
   if (relay) await removeState(relay.persistTo);
 });
 
-async function waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (predicate: () => boolean, what: string, timeoutMs = 15_000) => waitUntil(predicate, what, timeoutMs);
 
 async function publish(channel: string, data: string, event?: string): Promise<string> {
   const query = event ? `?event=${event}` : "";

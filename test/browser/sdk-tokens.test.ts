@@ -5,7 +5,7 @@ import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { RelayClient, type RelayClientError, type StateChange, type TransportName, type WebSocketConstructor } from "edge-relay/client";
-import { type Relay, removeState, sleep, startRelay } from "../support/relay";
+import { type Relay, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 
 const SECRET = "browser-test-secret-0123456789abcdef";
 let relay: Relay;
@@ -23,13 +23,7 @@ function token(ttl: number): Promise<string> {
   return sign({ sub: "sdk-test", iat: now, exp: now + ttl, relay: { publish: ["*"], subscribe: ["*"] } }, SECRET, "HS256");
 }
 
-async function waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (predicate: () => boolean, what: string, timeoutMs = 20_000) => waitUntil(predicate, what, timeoutMs);
 
 describe("tokens against a real relay", () => {
   for (const transport of ["ws", "sse"] as TransportName[]) {

@@ -228,6 +228,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
 
+/** Checks `predicate` every 20 ms until it holds; throws, naming `what`, after `timeoutMs`. */
+export async function waitUntil(predicate: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 /** Removes a state directory a test passed around itself (restarts), once no relay uses it. */
 export async function removeState(persistTo: string): Promise<void> {
   await rm(persistTo, { recursive: true, force: true });
