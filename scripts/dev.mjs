@@ -4,7 +4,7 @@
 //
 //   node scripts/dev.mjs [--port 8787] [--ip 127.0.0.1] [--persist-to .wrangler/state] [--var NAME:VALUE]…
 import { parseArgs } from "node:util";
-import { unstable_startWorker as startWorker } from "wrangler";
+import { startLocalWorker } from "./start-local-worker.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -23,25 +23,5 @@ for (const pair of values.var) {
   vars[pair.slice(0, at)] = pair.slice(at + 1);
 }
 
-const worker = await startWorker({
-  config: "wrangler.toml",
-  bindings: Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, { type: "plain_text", value }])),
-  dev: {
-    inspector: false,
-    persist: values["persist-to"],
-    server: { hostname: values.ip, port: Number(values.port) },
-    logLevel: "warn",
-  },
-});
-await worker.ready;
-console.log(`Edge Relay is listening on ${await worker.url} (state in ${values["persist-to"]})`);
-
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    await worker.dispose();
-    process.exit(0);
-  });
-}
+const url = await startLocalWorker({ config: "wrangler.toml", ip: values.ip, port: Number(values.port), persistTo: values["persist-to"], vars });
+console.log(`Edge Relay is listening on ${url} (state in ${values["persist-to"]})`);

@@ -5,7 +5,7 @@
 //   node bench/baselines/partyserver/start.mjs --port 8791 --persist-to /tmp/ps-state
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { unstable_startWorker as startWorker } from "wrangler";
+import { startLocalWorker } from "../../../scripts/start-local-worker.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -15,26 +15,12 @@ const { values } = parseArgs({
   },
 });
 
-const worker = await startWorker({
+// A benchmark measures one build: no restarts on file changes.
+const url = await startLocalWorker({
   config: join(import.meta.dirname, "wrangler.toml"),
-  dev: {
-    inspector: false,
-    // A benchmark measures one build: no restarts on file changes.
-    watch: false,
-    persist: values["persist-to"],
-    server: { hostname: values.ip, port: Number(values.port) },
-    logLevel: "warn",
-  },
+  ip: values.ip,
+  port: Number(values.port),
+  persistTo: values["persist-to"],
+  watch: false,
 });
-await worker.ready;
-console.log(`PartyServer baseline is listening on ${await worker.url} (state in ${values["persist-to"]})`);
-
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    await worker.dispose();
-    process.exit(0);
-  });
-}
+console.log(`PartyServer baseline is listening on ${url} (state in ${values["persist-to"]})`);
