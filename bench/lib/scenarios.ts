@@ -110,7 +110,7 @@ export interface IdleDetail {
   broadcastMs: number | null;
 }
 
-export interface Row {
+export interface Row extends DeliveryTally {
   scenario: ScenarioName;
   case: string;
   system: SystemName;
@@ -124,15 +124,6 @@ export interface Row {
   publishErrors: number;
   publishErrorSample?: string;
   expectedDeliveries: number;
-  deliveries: number;
-  /** Acknowledged messages a live subscriber never received. */
-  loss: number;
-  duplicates: number;
-  outOfOrder: number;
-  /** Messages a subscriber should not have received (e.g. replayed before `since`). */
-  unexpected: number;
-  /** Subscribers the server closed before they had everything. */
-  dropped: number;
   durationMs: number;
   deliveriesPerSec: number | null;
   publishPerSec: number | null;
@@ -298,10 +289,13 @@ function subscribeWith(ctx: ScenarioContext, transport: Transport, channel: stri
 
 interface DeliveryTally {
   deliveries: number;
+  /** Acknowledged messages a live subscriber never received. */
   loss: number;
   duplicates: number;
   outOfOrder: number;
+  /** Messages a subscriber should not have received (e.g. replayed before `since`). */
   unexpected: number;
+  /** Subscribers the server closed before they had everything. */
   dropped: number;
 }
 
