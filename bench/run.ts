@@ -52,10 +52,14 @@ JSON + SVG under bench/results/.`;
 function ensureFdLimit(): void {
   const { soft, hard } = openFilesLimit();
   if (soft >= hard || process.env.BENCH_FD_RAISED) return;
-  const result = spawnSync("sh", ["-c", `ulimit -n ${Number.isFinite(hard) ? hard : "unlimited"} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: "inherit",
-    env: { ...process.env, BENCH_FD_RAISED: "1" },
-  });
+  const result = spawnSync(
+    "sh",
+    ["-c", `ulimit -n ${Number.isFinite(hard) ? hard : "unlimited"} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: "inherit",
+      env: { ...process.env, BENCH_FD_RAISED: "1" },
+    },
+  );
   if (result.error) {
     console.error(`could not raise the open-files limit (${result.error.message}); going on with ${soft}`);
     return;
@@ -66,7 +70,10 @@ function ensureFdLimit(): void {
 function list<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T[], what: string): T[] {
   if (value === undefined) return fallback;
   if (value === "all") return [...allowed];
-  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const item of items) if (!allowed.includes(item as T)) throw new Error(`unknown ${what} "${item}"; one of ${allowed.join(", ")}`);
   return items as T[];
 }
@@ -134,7 +141,12 @@ async function main(): Promise<void> {
 
   const scenarios = list<ScenarioName>(values.scenario, SCENARIO_NAMES, ["fanout-ws"], "scenario");
   const compareRoot = values["compare-root"] ? resolve(values["compare-root"]) : undefined;
-  const systems = list<SystemName>(values.systems, SYSTEM_NAMES, SYSTEM_NAMES.filter((s) => s !== "edge-relay-base" || compareRoot), "system");
+  const systems = list<SystemName>(
+    values.systems,
+    SYSTEM_NAMES,
+    SYSTEM_NAMES.filter((s) => s !== "edge-relay-base" || compareRoot),
+    "system",
+  );
   const path = (values.path ?? "direct") as PathChoice;
   if (path !== "direct" && path !== "proxy") throw new Error(`--path is direct or proxy, got ${values.path}`);
   const pick = (values.pick ?? "median") as "median" | "best";
@@ -194,8 +206,26 @@ async function main(): Promise<void> {
     }
   };
   const { fdLimit } = { fdLimit: openFilesLimit() };
-  console.log(`bench: ${scenarios.join(", ")} on ${systems.join(", ")} (path: ${path}; relay limits: ${relayLimits}; open-files limit ${fdLimit.soft}/${fdLimit.hard})`);
-  const result = await runBench({ scenarios, systems, params, path, vars, relayLimits, relayRoot: values["relay-root"] ? resolve(values["relay-root"]) : undefined, compareRoot, compareVars: pairs(values["compare-var"]), repeat: num(values.repeat, "repeat"), pick, nice, outDir: values.out, progress, log: (line) => console.log(line) });
+  console.log(
+    `bench: ${scenarios.join(", ")} on ${systems.join(", ")} (path: ${path}; relay limits: ${relayLimits}; open-files limit ${fdLimit.soft}/${fdLimit.hard})`,
+  );
+  const result = await runBench({
+    scenarios,
+    systems,
+    params,
+    path,
+    vars,
+    relayLimits,
+    relayRoot: values["relay-root"] ? resolve(values["relay-root"]) : undefined,
+    compareRoot,
+    compareVars: pairs(values["compare-var"]),
+    repeat: num(values.repeat, "repeat"),
+    pick,
+    nice,
+    outDir: values.out,
+    progress,
+    log: (line) => console.log(line),
+  });
   console.log(`\n${result.table}\n`);
   console.log(`JSON: ${result.jsonPath}\nSVG:  ${result.svgPath}`);
   const bad = result.rows.filter((r) => r.loss > 0 || r.duplicates > 0 || incomplete(r));

@@ -29,7 +29,8 @@ const ui = {
 };
 
 const NOTES = {
-  "sdk-auto": "The SDK: one multiplexed WebSocket, falling back to SSE and then long-poll. It reconnects with jittered backoff and resumes, so each message shows exactly once, in order.",
+  "sdk-auto":
+    "The SDK: one multiplexed WebSocket, falling back to SSE and then long-poll. It reconnects with jittered backoff and resumes, so each message shows exactly once, in order.",
   "sdk-ws": "The SDK over its multiplexed WebSocket only, with reconnect and resume.",
   "sdk-sse": "The SDK over one Server-Sent Events stream, with reconnect and resume.",
   "sdk-poll": "The SDK by long-poll: for networks that block WebSockets and buffer streams.",
@@ -335,7 +336,10 @@ function disconnect() {
 async function publish() {
   const data = ui.message.value;
   const event = ui.event.value.trim() || undefined;
-  if (event !== undefined && !ui.event.checkValidity()) return (ui.publishResult.textContent = "Event names are 1–64 of A–Z a–z 0–9 . _ : -");
+  if (event !== undefined && !ui.event.checkValidity()) {
+    ui.publishResult.textContent = "Event names are 1–64 of A–Z a–z 0–9 . _ : -";
+    return;
+  }
   const channel = session?.channel ?? ui.channel.value.trim();
   const startedAt = performance.now();
   ui.publishResult.textContent = "publishing…";

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 // Bundles the client SDK (src/client) into public/client.js: one ES module with no dependencies,
 // which the Worker bundles and serves so a page can `import { RelayClient } from "/client.js"`.
 // `npm run dev`, `npm run deploy` and `npm run bench` run it first (pre-scripts), the test suites
@@ -6,8 +8,6 @@
 //
 //   node scripts/build-client.mjs [--minify] [--outfile public/client.js]
 import { build } from "esbuild";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {

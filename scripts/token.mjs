@@ -23,7 +23,10 @@ function secretFromDevVars() {
   const line = readFileSync(".dev.vars", "utf8")
     .split("\n")
     .find((l) => l.startsWith("RELAY_JWT_SECRET="));
-  return line?.slice("RELAY_JWT_SECRET=".length).trim().replace(/^"(.*)"$/, "$1");
+  return line
+    ?.slice("RELAY_JWT_SECRET=".length)
+    .trim()
+    .replace(/^"(.*)"$/, "$1");
 }
 
 /** "90s", "15m", "1h", "7d" or a number of seconds. */
@@ -34,7 +37,11 @@ function seconds(ttl) {
 }
 
 /** Patterns may be given as repeated flags or comma-separated. */
-const patterns = (list) => list.flatMap((item) => item.split(",")).map((p) => p.trim()).filter(Boolean);
+const patterns = (list) =>
+  list
+    .flatMap((item) => item.split(","))
+    .map((p) => p.trim())
+    .filter(Boolean);
 
 const secret = process.env.RELAY_JWT_SECRET || secretFromDevVars();
 if (!secret) {

@@ -48,8 +48,14 @@ export function unavailableError(error: unknown): RelayError | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const { overloaded, retryable } = error as { overloaded?: unknown; retryable?: unknown };
   const retry = { headers: { "Retry-After": "1" } };
-  if (overloaded === true) return new RelayError("unavailable", "The channel is overloaded; retry after Retry-After seconds (a publish with the same Idempotency-Key).", retry);
-  if (retryable === true) return new RelayError("unavailable", "The channel could not be reached just now; retry after Retry-After seconds (a publish with the same Idempotency-Key).", retry);
+  if (overloaded === true)
+    return new RelayError("unavailable", "The channel is overloaded; retry after Retry-After seconds (a publish with the same Idempotency-Key).", retry);
+  if (retryable === true)
+    return new RelayError(
+      "unavailable",
+      "The channel could not be reached just now; retry after Retry-After seconds (a publish with the same Idempotency-Key).",
+      retry,
+    );
   return undefined;
 }
 

@@ -6,8 +6,31 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { loadAverage, memTotalBytes, openFilesLimit } from "./proc";
 import { incomplete, renderSvg, renderTable } from "./report";
-import { DEFAULT_PARAMS, fanout, idle, manyChannels, publishThroughput, resumeStorm, type Row, type ScenarioContext, type ScenarioName, type ScenarioParams } from "./scenarios";
-import { BENCH_PUBLISH_RATE_LIMIT, BENCH_VARS, type PathChoice, type RelayLimits, ROOT, type RunningSystem, startSystem, stopAll, SYSTEMS, type SystemName, type Transport } from "./systems";
+import {
+  DEFAULT_PARAMS,
+  fanout,
+  idle,
+  manyChannels,
+  publishThroughput,
+  type Row,
+  resumeStorm,
+  type ScenarioContext,
+  type ScenarioName,
+  type ScenarioParams,
+} from "./scenarios";
+import {
+  BENCH_PUBLISH_RATE_LIMIT,
+  BENCH_VARS,
+  type PathChoice,
+  type RelayLimits,
+  ROOT,
+  type RunningSystem,
+  SYSTEMS,
+  type SystemName,
+  startSystem,
+  stopAll,
+  type Transport,
+} from "./systems";
 
 export interface BenchOptions {
   scenarios: ScenarioName[];
@@ -76,7 +99,15 @@ function packageVersion(path: string): string {
   }
 }
 
-export function environment(path: PathChoice, params: ScenarioParams, relayLimits: RelayLimits = "bench", vars: Record<string, string> = {}, relayRoot?: string, compareRoot?: string, compareVars: Record<string, string> = {}): Environment {
+export function environment(
+  path: PathChoice,
+  params: ScenarioParams,
+  relayLimits: RelayLimits = "bench",
+  vars: Record<string, string> = {},
+  relayRoot?: string,
+  compareRoot?: string,
+  compareVars: Record<string, string> = {},
+): Environment {
   let gitCommit = "?";
   try {
     const root = relayRoot ?? ROOT;
@@ -103,11 +134,23 @@ export function environment(path: PathChoice, params: ScenarioParams, relayLimit
     nice: 0,
     relayConfig: [
       relayLimits === "bench"
-        ? `limits raised for one client address: ${Object.entries(BENCH_VARS).map(([k, v]) => `${k}=${v}`).join(", ")}, PUBLISH_RATE_LIMITER limit=${BENCH_PUBLISH_RATE_LIMIT}/period`
+        ? `limits raised for one client address: ${Object.entries(BENCH_VARS)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(", ")}, PUBLISH_RATE_LIMITER limit=${BENCH_PUBLISH_RATE_LIMIT}/period`
         : "wrangler.toml as shipped",
       ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
       ...(relayRoot ? [`checkout ${relayRoot}`] : []),
-      ...(compareRoot ? [`edge-relay-base = checkout ${compareRoot}${Object.keys(compareVars).length ? ` with ${Object.entries(compareVars).map(([k, v]) => `${k}=${v}`).join(", ")}` : ""}`] : []),
+      ...(compareRoot
+        ? [
+            `edge-relay-base = checkout ${compareRoot}${
+              Object.keys(compareVars).length
+                ? ` with ${Object.entries(compareVars)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(", ")}`
+                : ""
+            }`,
+          ]
+        : []),
     ].join("; "),
     params,
     command: process.argv.slice(2).join(" "),
@@ -132,7 +175,10 @@ function casesFor(scenario: ScenarioName, system: SystemName, params: ScenarioPa
         { name: `${scenario} ${params.spreadChannels} channels`, run: (ctx) => publishThroughput(ctx, true) },
       ];
     case "idle":
-      return (["ws", "sse"] as const).filter(can).filter((t) => (t === "ws" ? params.idleWs : params.idleSse) > 0).map((t) => ({ name: `${scenario} ${t}`, run: (ctx) => idle(ctx, t) }));
+      return (["ws", "sse"] as const)
+        .filter(can)
+        .filter((t) => (t === "ws" ? params.idleWs : params.idleSse) > 0)
+        .map((t) => ({ name: `${scenario} ${t}`, run: (ctx) => idle(ctx, t) }));
     case "resume-storm":
       return params.transports.filter(can).map((t) => ({ name: `${scenario} ${t}`, run: (ctx) => resumeStorm(ctx, t) }));
   }
@@ -148,7 +194,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const logDir = join(outDir, `logs-${stamp}`);
   mkdirSync(logDir, { recursive: true });
-  const env = { ...environment(path, params, options.relayLimits, options.vars, options.relayRoot, options.compareRoot, options.compareVars), nice: options.nice ?? 0 };
+  const env = {
+    ...environment(path, params, options.relayLimits, options.vars, options.relayRoot, options.compareRoot, options.compareVars),
+    nice: options.nice ?? 0,
+  };
   const runId = Date.now().toString(36);
   const allRows: Row[] = [];
 
@@ -162,7 +211,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (!options.scenarios.some((s) => casesFor(s, name, params).length > 0)) continue;
       log(`▶ starting ${name} …`);
       const vars = name === "edge-relay-base" ? { ...options.vars, ...options.compareVars } : options.vars;
-      const system = await startSystem(name, { path, vars, relayLimits: options.relayLimits, relayRoot: options.relayRoot, compareRoot: options.compareRoot, nice: options.nice, logDir });
+      const system = await startSystem(name, {
+        path,
+        vars,
+        relayLimits: options.relayLimits,
+        relayRoot: options.relayRoot,
+        compareRoot: options.compareRoot,
+        nice: options.nice,
+        logDir,
+      });
       systems.set(name, system);
       log(`  ${name}: pid ${system.pid}, measuring on ${system.pathLabel}`);
     }

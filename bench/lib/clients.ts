@@ -205,8 +205,7 @@ export function subscribeSse(url: string, options: SubscribeOptions & { lastEven
       let buffer = "";
       res.on("data", (chunk: string) => {
         buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           let id: string | undefined;

@@ -153,7 +153,10 @@ export function openFilesLimit(pid: number | "self" = "self"): { soft: number; h
 }
 
 export function memTotalBytes(): number {
-  const line = readFileSync("/proc/meminfo", "utf8").split("\n").find((l) => l.startsWith("MemTotal:")) ?? "";
+  const line =
+    readFileSync("/proc/meminfo", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("MemTotal:")) ?? "";
   return Number(line.replace(/\D+/g, "")) * 1024;
 }
 
@@ -270,7 +273,9 @@ export function rssOf(pid: number): number {
  */
 export function cpuStallMicros(): number | undefined {
   try {
-    const some = readFileSync("/proc/pressure/cpu", "utf8").split("\n").find((l) => l.startsWith("some"));
+    const some = readFileSync("/proc/pressure/cpu", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("some"));
     const total = /total=(\d+)/.exec(some ?? "")?.[1];
     return total === undefined ? undefined : Number(total);
   } catch {

@@ -30,7 +30,28 @@ function table(header: string[], rows: string[][]): string {
 
 /** The side-by-side table (plain text, fixed width). */
 export function renderTable(rows: Row[]): string {
-  const header = ["scenario / case", "system", "tr", "subs", "deliv/s", "p50", "p90", "p99", "max", "pub/s", "conn p50", "loss", "dup", "ooo", "RSS tree", "RSS wrk", "CPU wrk", "hot thr", "gen CPU", "stall"];
+  const header = [
+    "scenario / case",
+    "system",
+    "tr",
+    "subs",
+    "deliv/s",
+    "p50",
+    "p90",
+    "p99",
+    "max",
+    "pub/s",
+    "conn p50",
+    "loss",
+    "dup",
+    "ooo",
+    "RSS tree",
+    "RSS wrk",
+    "CPU wrk",
+    "hot thr",
+    "gen CPU",
+    "stall",
+  ];
   const body = rows.map((r) => [
     `${r.scenario} ${r.case}`,
     r.system,
@@ -60,7 +81,22 @@ export function renderTable(rows: Row[]): string {
     parts.push(
       "",
       table(
-        ["idle", "system", "tr", "reached", "target", "KB/conn wrk", "at open", "KB/conn tree", "KB/conn proxy", "RSS wrk before→after", "fds wrk", "fd limit", "bcast loss", "bcast ms"],
+        [
+          "idle",
+          "system",
+          "tr",
+          "reached",
+          "target",
+          "KB/conn wrk",
+          "at open",
+          "KB/conn tree",
+          "KB/conn proxy",
+          "RSS wrk before→after",
+          "fds wrk",
+          "fd limit",
+          "bcast loss",
+          "bcast ms",
+        ],
         idleRows.map((r) => {
           const i = r.idle as NonNullable<Row["idle"]>;
           return [
@@ -89,10 +125,13 @@ export function renderTable(rows: Row[]): string {
   const repeated = rows.filter((r) => r.repeats);
   if (repeated.length > 0) {
     parts.push("", `${repeated[0]?.repeats?.pick === "best" ? "best" : "median"} of ${repeated[0]?.repeats?.n} runs per row; range of the headline number:`);
-    for (const r of repeated) parts.push(`  ${r.scenario} ${r.case} ${r.transport} ${r.system}: ${r.repeats?.metric} ${fmt(r.repeats?.min, 1)} – ${fmt(r.repeats?.max, 1)}`);
+    for (const r of repeated)
+      parts.push(`  ${r.scenario} ${r.case} ${r.transport} ${r.system}: ${r.repeats?.metric} ${fmt(r.repeats?.min, 1)} – ${fmt(r.repeats?.max, 1)}`);
   }
   const notes = rows.flatMap((r) => r.notes.filter((n) => !/in flight/.test(n)).map((n) => `  ${r.system} ${r.scenario} ${r.case} ${r.transport}: ${n}`));
-  const errors = rows.filter((r) => r.publishErrors > 0).map((r) => `  ${r.system} ${r.scenario} ${r.case}: ${r.publishErrors} publishes not answered 201 (${r.publishErrorSample ?? ""})`);
+  const errors = rows
+    .filter((r) => r.publishErrors > 0)
+    .map((r) => `  ${r.system} ${r.scenario} ${r.case}: ${r.publishErrors} publishes not answered 201 (${r.publishErrorSample ?? ""})`);
   if (notes.length + errors.length > 0) parts.push("", "notes:", ...notes, ...errors);
   const bad = rows.filter((r) => r.loss > 0 || r.duplicates > 0 || r.unexpected > 0);
   const broken = rows.filter((r) => incomplete(r));
@@ -172,7 +211,9 @@ export function renderSvg(rows: Row[], title: string, subtitle: string): string 
   const top = 84;
   const H = top + groups.size * panelH + 20;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   out.push(`<text x="20" y="26" font-size="16" font-weight="600">${esc(title)}</text>`);
   out.push(`<text x="20" y="46" fill="#555">${esc(subtitle)}</text>`);
@@ -193,8 +234,8 @@ export function renderSvg(rows: Row[], title: string, subtitle: string): string 
     // Latency: x = percentile on a tail-stretching scale, y = ms on a log scale.
     const withLatency = group.filter((r) => r.latency && r.latency.count > 0);
     const values = withLatency.flatMap((r) => (r.latency?.quantiles ?? []).map(([, v]) => v)).filter((v) => v > 0);
-    const lo = Math.pow(10, Math.floor(Math.log10(Math.max(0.01, Math.min(...values, 10)))));
-    const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...values, 1) * 1.0001)));
+    const lo = 10 ** Math.floor(Math.log10(Math.max(0.01, Math.min(...values, 10))));
+    const hi = 10 ** Math.ceil(Math.log10(Math.max(...values, 1) * 1.0001));
     const qx = (q: number): number => plot.x + (Math.min(3, -Math.log10(Math.max(1e-3, 1 - q))) / 3) * plot.w;
     const ly = (v: number): number => plot.y + plot.h - ((Math.log10(Math.max(lo, v)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1)) * plot.h;
     out.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" fill="none" stroke="#bbb"/>`);
@@ -202,7 +243,13 @@ export function renderSvg(rows: Row[], title: string, subtitle: string): string 
       out.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${ly(v).toFixed(1)}" y2="${ly(v).toFixed(1)}" stroke="#eee"/>`);
       out.push(`<text x="${plot.x - 6}" y="${(ly(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${v >= 1 ? `${v} ms` : `${v.toFixed(2)} ms`}</text>`);
     }
-    for (const [q, label] of [[0, "p0"], [0.5, "p50"], [0.9, "p90"], [0.99, "p99"], [0.999, "p99.9"]] as const) {
+    for (const [q, label] of [
+      [0, "p0"],
+      [0.5, "p50"],
+      [0.9, "p90"],
+      [0.99, "p99"],
+      [0.999, "p99.9"],
+    ] as const) {
       out.push(`<line x1="${qx(q).toFixed(1)}" x2="${qx(q).toFixed(1)}" y1="${plot.y}" y2="${plot.y + plot.h}" stroke="#eee"/>`);
       out.push(`<text x="${qx(q).toFixed(1)}" y="${plot.y + plot.h + 15}" text-anchor="middle" fill="#555">${label}</text>`);
     }

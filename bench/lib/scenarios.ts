@@ -1,10 +1,10 @@
 // The scenarios of issue 6. Each one drives one running system with the shared clients and
 // returns one row per case; the numbers come from the generator's own clock (one clock) and
 // from /proc for the server side.
-import { Deliveries, makePayload, pool, Publisher, type PublishResult, Seen, type Subscriber, subscribeSse, subscribeWs } from "./clients";
-import { cpuBetween, type CpuSnapshot, cpuSnapshot, cpuStallMicros, fdCount, openFilesLimit, RssSampler, rssOf } from "./proc";
+import { Deliveries, makePayload, Publisher, type PublishResult, pool, Seen, type Subscriber, subscribeSse, subscribeWs } from "./clients";
+import { type CpuSnapshot, cpuBetween, cpuSnapshot, cpuStallMicros, fdCount, openFilesLimit, RssSampler, rssOf } from "./proc";
 import { type LatencySummary, round1, round2, summarize } from "./stats";
-import { type RunningSystem, sleep, type SystemName, type Transport } from "./systems";
+import { type RunningSystem, type SystemName, sleep, type Transport } from "./systems";
 
 export const SCENARIO_NAMES = ["fanout-ws", "fanout-sse", "many-channels", "publish-throughput", "idle", "resume-storm"] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
@@ -323,7 +323,12 @@ function publishFailure(results: Array<PublishResult | undefined>): { errors: nu
   return { errors: failed.length, sample: first ? `${first.status || "network"}: ${first.error ?? ""}`.slice(0, 160) : undefined };
 }
 
-function baseRow(ctx: ScenarioContext, scenario: ScenarioName, kase: string, transport: Transport | "-"): Pick<Row, "scenario" | "case" | "system" | "transport" | "path" | "notes" | "rep"> {
+function baseRow(
+  ctx: ScenarioContext,
+  scenario: ScenarioName,
+  kase: string,
+  transport: Transport | "-",
+): Pick<Row, "scenario" | "case" | "system" | "transport" | "path" | "notes" | "rep"> {
   return { scenario, case: kase, system: ctx.system.name, transport, path: ctx.system.pathLabel, notes: [], rep: ctx.rep };
 }
 
@@ -452,7 +457,7 @@ export async function manyChannels(ctx: ScenarioContext, transport: Transport): 
     if (++sent % 500 === 0) ctx.progress(`${label}: published ${sent}/${total}, ${deliveries.count} deliveries`);
   });
   const publishedAt = performance.now();
-  subscribers.forEach((sub, i) => sub?.seen.expect(ackedByChannel[i % channels]?.length ?? 0));
+  for (const [i, sub] of subscribers.entries()) sub?.seen.expect(ackedByChannel[i % channels]?.length ?? 0);
   const acked = ackedByChannel.reduce((n, list) => n + list.length, 0);
   const complete = await waitUntil(
     () => live.every((s) => s.seen.doneAt !== undefined || s.closed()),

@@ -220,7 +220,12 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
   let exited = false;
-  const exit = new Promise<void>((done) => child.once("exit", () => ((exited = true), done())));
+  const exit = new Promise<void>((done) =>
+    child.once("exit", () => {
+      exited = true;
+      done();
+    }),
+  );
 
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -304,7 +309,7 @@ async function findWorkerdPorts(leader: number, publicPort: number): Promise<{ p
     const candidates: Array<{ pid: number; port: number }> = [];
     for (const pid of processTree(leader)) {
       const info = processInfo(pid);
-      if (!info || info.comm !== "workerd") continue;
+      if (info?.comm !== "workerd") continue;
       const ports = listeningPorts(pid);
       if (ports.includes(publicPort)) proxyPid = pid;
       else for (const port of ports) candidates.push({ pid, port });
@@ -337,7 +342,6 @@ async function waitForHealth(base: string, timeoutMs: number, hasExited: () => b
   }
   throw new Error(`${base}/healthz did not answer 200 within ${timeoutMs} ms`);
 }
-
 
 function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {

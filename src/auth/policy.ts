@@ -38,7 +38,10 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
 
   if (identity.kind === "anonymous") {
     if (action === "subscribe" && matchesAny(config.publicChannels, channel)) return { canPublish: false, publishRefusal: "unauthorized" };
-    throw new RelayError("unauthorized", `${action === "publish" ? "Publishing" : "Subscribing"} to ${channel} needs a token: Authorization: Bearer, ?token= or the relay_token cookie.`);
+    throw new RelayError(
+      "unauthorized",
+      `${action === "publish" ? "Publishing" : "Subscribing"} to ${channel} needs a token: Authorization: Bearer, ?token= or the relay_token cookie.`,
+    );
   }
 
   const { claims } = identity;

@@ -1,11 +1,11 @@
-import { isChannelName, isEventName } from "../protocol/names";
 import { parseSeq } from "../protocol/ids";
+import { isChannelName, isEventName } from "../protocol/names";
 import { backoffDelay } from "./backoff";
 import { Connection, type ConnectionHost } from "./connection";
 import { type ResolvedOptions, resolveOptions } from "./defaults";
 import { Emitter } from "./emitter";
 import { errorFromResponse, RelayClientError } from "./errors";
-import { randomId } from "./platform";
+import { type ResponseLike, randomId } from "./platform";
 import { ClientSubscription } from "./subscription";
 import { authHeaders, channelPath } from "./transports/transport";
 import type {
@@ -118,7 +118,8 @@ export class RelayClient {
     let cursor: number | undefined;
     if (options.since !== undefined) {
       cursor = parseSeq(String(options.since));
-      if (cursor === undefined) throw new RelayClientError("invalid_request", `"since" must be a message id (a whole number from 0), got ${String(options.since)}.`, { channel });
+      if (cursor === undefined)
+        throw new RelayClientError("invalid_request", `"since" must be a message id (a whole number from 0), got ${String(options.since)}.`, { channel });
     }
     const preference = options.transport ?? this.#options.transport;
     const subscription = new ClientSubscription(channel, handler, cursor, preference, (ended) => this.#unsubscribed(ended));
@@ -146,11 +147,24 @@ export class RelayClient {
     const { maxQueuedPublishes } = this.#options;
     if (offline && this.#queue.filter((item) => !item.sending).length >= maxQueuedPublishes) {
       return Promise.reject(
-        new RelayClientError("queue_full", `Offline, and ${maxQueuedPublishes} publishes already wait to be sent (maxQueuedPublishes); this one was not queued.`, { channel }),
+        new RelayClientError(
+          "queue_full",
+          `Offline, and ${maxQueuedPublishes} publishes already wait to be sent (maxQueuedPublishes); this one was not queued.`,
+          { channel },
+        ),
       );
     }
     return new Promise<PublishReceipt>((resolve, reject) => {
-      this.#queue.push({ channel, data, event: options.event, key: options.idempotencyKey ?? randomId(this.#options.random), sending: false, tokenRefreshed: false, resolve, reject });
+      this.#queue.push({
+        channel,
+        data,
+        event: options.event,
+        key: options.idempotencyKey ?? randomId(this.#options.random),
+        sending: false,
+        tokenRefreshed: false,
+        resolve,
+        reject,
+      });
       void this.#pump();
     });
   }
@@ -300,7 +314,7 @@ export class RelayClient {
     const { fetch, httpBase } = this.#options;
     if (this.#lastToken === undefined && this.#options.token !== undefined) this.#lastToken = await this.#readToken();
     const query = item.event === undefined ? "" : `?event=${encodeURIComponent(item.event)}`;
-    let response;
+    let response: ResponseLike;
     try {
       response = await fetch(`${httpBase}${channelPath(item.channel)}/messages${query}`, {
         method: "POST",

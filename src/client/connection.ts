@@ -7,7 +7,15 @@ import { errorFromResponse, RelayClientError } from "./errors";
 import type { ClientSubscription } from "./subscription";
 import { PollTransport } from "./transports/poll";
 import { SseTransport } from "./transports/sse";
-import { authHeaders, channelPath, type Positions, type Transport, type TransportContext, type TransportEvents, type TransportFailure } from "./transports/transport";
+import {
+  authHeaders,
+  channelPath,
+  type Positions,
+  type Transport,
+  type TransportContext,
+  type TransportEvents,
+  type TransportFailure,
+} from "./transports/transport";
 import { WsTransport } from "./transports/ws";
 import type { ConnectionState, GapEvent, RelayMessage, TransportName, TransportPreference } from "./types";
 
@@ -304,7 +312,9 @@ export class Connection {
   }
 
   #handlerFailed(subscription: ClientSubscription, cause: unknown): void {
-    this.#host.error(new RelayClientError("handler_failed", `A handler of ${subscription.channel} threw: ${String(cause)}`, { channel: subscription.channel, cause }));
+    this.#host.error(
+      new RelayClientError("handler_failed", `A handler of ${subscription.channel} threw: ${String(cause)}`, { channel: subscription.channel, cause }),
+    );
   }
 
   async #onFailed(failure: TransportFailure): Promise<void> {
@@ -329,7 +339,11 @@ export class Connection {
         if (code !== undefined && isTerminalCloseCode(code)) {
           if (code === CloseCode.TokenExpired && freshTokens) return this.#reconnectAtOnce();
           const name = CLOSE_ERRORS[code] ?? "closed";
-          return this.#terminate(new RelayClientError(name, `The relay closed the connection (${code}${failure.reason ? `: ${failure.reason}` : ""}); not reconnecting.`, { closeCode: code }));
+          return this.#terminate(
+            new RelayClientError(name, `The relay closed the connection (${code}${failure.reason ? `: ${failure.reason}` : ""}); not reconnecting.`, {
+              closeCode: code,
+            }),
+          );
         }
         if (!failure.opened) {
           this.#setState(this.#state === "open" ? "reconnecting" : this.#state);

@@ -1,5 +1,5 @@
 import type { BackoffOptions } from "./backoff";
-import { globals, type DocumentLike, type EventTargetLike, type FetchLike, type WebSocketConstructor } from "./platform";
+import { type DocumentLike, type EventTargetLike, type FetchLike, globals, type WebSocketConstructor } from "./platform";
 import type { RelayClientOptions, TokenProvider, TransportPreference } from "./types";
 
 /** Every default of the client, in one place (README lists them). */

@@ -60,6 +60,9 @@ export function randomId(random: () => number = Math.random): string {
   const uuid = globals.crypto?.randomUUID;
   if (uuid) return uuid.call(globals.crypto);
   let id = "";
-  for (let i = 0; i < 4; i++) id += Math.floor(random() * 2 ** 32).toString(36).padStart(7, "0");
+  for (let i = 0; i < 4; i++)
+    id += Math.floor(random() * 2 ** 32)
+      .toString(36)
+      .padStart(7, "0");
   return id;
 }

@@ -83,11 +83,7 @@ export class MessageStore {
   /** The retained message published with this idempotency key, if any. */
   findByIdempotencyKey(key: string, notBefore: number): StoredMessage | undefined {
     return this.#sql
-      .exec<MessageRow>(
-        "SELECT seq, event, data, encoding, ts FROM messages WHERE idempotency_key = ? AND ts >= ? ORDER BY seq DESC LIMIT 1",
-        key,
-        notBefore,
-      )
+      .exec<MessageRow>("SELECT seq, event, data, encoding, ts FROM messages WHERE idempotency_key = ? AND ts >= ? ORDER BY seq DESC LIMIT 1", key, notBefore)
       .toArray()[0];
   }
 

@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { type RelayConfig, readConfig } from "../config";
 import { RelayError } from "../errors";
-import { closeQuietly } from "../sockets";
+import { type ConnectionLease, releaseConnection } from "../limits/connections";
+import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
@@ -18,11 +19,10 @@ import {
 } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import { DEFAULT_EVENT } from "../protocol/names";
+import { closeQuietly } from "../sockets";
 import { type ConnectParams, readConnectRequest, type Transport } from "./connect-request";
-import { type ConnectionLease, releaseConnection } from "../limits/connections";
-import { PublishMeter } from "../limits/token-bucket";
 import { MessageStore, type StoredMessage } from "./message-store";
-import { type SSESubscriber, SSEStreams } from "./sse-streams";
+import { SSEStreams, type SSESubscriber } from "./sse-streams";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
 export interface PublishInput extends EncodedData {
@@ -32,9 +32,7 @@ export interface PublishInput extends EncodedData {
   ifMatch?: number;
 }
 
-export type PublishResult =
-  | { status: "stored" | "duplicate"; message: Envelope }
-  | { status: "conflict"; lastId: MessageId };
+export type PublishResult = { status: "stored" | "duplicate"; message: Envelope } | { status: "conflict"; lastId: MessageId };
 
 export interface HistoryPage {
   messages: Envelope[];
@@ -180,19 +178,29 @@ export class Room extends DurableObject<Env> {
     if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
     const frame = parsed.frame;
     if (frame.type !== ClientFrameType.Publish) {
-      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` }));
+      return this.#sendFrame(
+        ws,
+        errorFrame(frame.ref, { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` }),
+      );
     }
     if (frame.channel !== undefined && frame.channel !== this.#channel) {
-      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }));
+      return this.#sendFrame(
+        ws,
+        errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }),
+      );
     }
     if (!canPublish) {
-      const message = publishRefusal === "unauthorized" ? "Publishing needs a token with a publish right for this channel." : "This token may not publish to the channel.";
+      const message =
+        publishRefusal === "unauthorized" ? "Publishing needs a token with a publish right for this channel." : "This token may not publish to the channel.";
       return this.#sendFrame(ws, errorFrame(frame.ref, { code: publishRefusal, message }));
     }
     const verdict = this.#meterOf(ws).check(Date.now());
     if (verdict === "disconnect") return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
     if (verdict === "refuse") {
-      return this.#sendFrame(ws, errorFrame(frame.ref, { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` }));
+      return this.#sendFrame(
+        ws,
+        errorFrame(frame.ref, { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` }),
+      );
     }
     const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
     if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
@@ -290,7 +298,12 @@ export class Room extends DurableObject<Env> {
 
   #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
     const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
-    this.#broadcast(Tag.presence, (format) => format.presence(frame), except, (s) => s.presence);
+    this.#broadcast(
+      Tag.presence,
+      (format) => format.presence(frame),
+      except,
+      (s) => s.presence,
+    );
   }
 
   /**
@@ -357,7 +370,14 @@ export class Room extends DurableObject<Env> {
   }
 
   #envelope(stored: StoredMessage): Envelope {
-    const envelope: Envelope = { type: "message", channel: this.#channelName(), id: formatId(stored.seq), event: stored.event, data: stored.data, ts: stored.ts };
+    const envelope: Envelope = {
+      type: "message",
+      channel: this.#channelName(),
+      id: formatId(stored.seq),
+      event: stored.event,
+      data: stored.data,
+      ts: stored.ts,
+    };
     if (stored.encoding === "base64") envelope.encoding = "base64";
     return envelope;
   }
@@ -404,17 +424,28 @@ export class Room extends DurableObject<Env> {
   #refuseNewcomer(transport: Transport): RelayError | undefined {
     const retry = { headers: { "Retry-After": "1" } };
     if (this.ctx.getWebSockets().length + this.#sse.size >= this.#config.maxSubscribersPerChannel) {
-      return new RelayError("rate_limited", `This channel has its ${this.#config.maxSubscribersPerChannel} subscribers (MAX_SUBSCRIBERS_PER_CHANNEL); retry later.`, retry);
+      return new RelayError(
+        "rate_limited",
+        `This channel has its ${this.#config.maxSubscribersPerChannel} subscribers (MAX_SUBSCRIBERS_PER_CHANNEL); retry later.`,
+        retry,
+      );
     }
     if (transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
-      return new RelayError("rate_limited", `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls (MAX_POLLERS_PER_CHANNEL); retry shortly.`, retry);
+      return new RelayError(
+        "rate_limited",
+        `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls (MAX_POLLERS_PER_CHANNEL); retry shortly.`,
+        retry,
+      );
     }
     return undefined;
   }
 
   #meterOf(ws: WebSocket): PublishMeter {
     let meter = this.#meters.get(ws);
-    if (!meter) this.#meters.set(ws, (meter = new PublishMeter(this.#config.wsPublishRate, this.#config.wsPublishBurst)));
+    if (!meter) {
+      meter = new PublishMeter(this.#config.wsPublishRate, this.#config.wsPublishBurst);
+      this.#meters.set(ws, meter);
+    }
     return meter;
   }
 }

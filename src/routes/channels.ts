@@ -4,9 +4,9 @@ import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import { messageTooLarge, publishMessage } from "../publish";
-import { checkWebSocketOrigin } from "../security/origins";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
 import { roomOf } from "../rooms";
+import { checkWebSocketOrigin } from "../security/origins";
 import { longPoll } from "../subscribers/long-poll";
 import {
   channelParam,
@@ -52,56 +52,71 @@ resource(channels, "/:channel/messages", {
   },
 });
 
-resource(channels, "/:channel/events", {
-  GET: async (c) => {
-    const channel = channelParam(c);
-    const grant = grantFor(c, channel, "subscribe");
-    const since = resumeCursor(c);
-    // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
-    return connectToRoom(c, {
-      channel,
-      format: "sse",
-      transport: "sse",
-      clientId: clientIdOf(grant.subject),
-      since,
-      presence: c.req.query("presence") === "1",
-      expiresAt: grant.expiresAt,
-    });
+resource(
+  channels,
+  "/:channel/events",
+  {
+    GET: async (c) => {
+      const channel = channelParam(c);
+      const grant = grantFor(c, channel, "subscribe");
+      const since = resumeCursor(c);
+      // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
+      return connectToRoom(c, {
+        channel,
+        format: "sse",
+        transport: "sse",
+        clientId: clientIdOf(grant.subject),
+        since,
+        presence: c.req.query("presence") === "1",
+        expiresAt: grant.expiresAt,
+      });
+    },
   },
-}, { subscribes: true });
+  { subscribes: true },
+);
 
-resource(channels, "/:channel/ws", {
-  GET: async (c) => {
-    const channel = channelParam(c);
-    requireUpgrade(c.req.header("Upgrade"));
-    checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
-    const grant = grantFor(c, channel, "subscribe");
-    const since = cursor("since", c.req.query("since"));
-    // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
-    return connectToRoom(c, {
-      channel,
-      format: "json",
-      transport: "ws",
-      clientId: clientIdOf(grant.subject),
-      since,
-      clientFrames: true,
-      canPublish: grant.canPublish,
-      publishRefusal: grant.publishRefusal,
-      presence: c.req.query("presence") === "1",
-      expiresAt: grant.expiresAt,
-    });
+resource(
+  channels,
+  "/:channel/ws",
+  {
+    GET: async (c) => {
+      const channel = channelParam(c);
+      requireUpgrade(c.req.header("Upgrade"));
+      checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
+      const grant = grantFor(c, channel, "subscribe");
+      const since = cursor("since", c.req.query("since"));
+      // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
+      return connectToRoom(c, {
+        channel,
+        format: "json",
+        transport: "ws",
+        clientId: clientIdOf(grant.subject),
+        since,
+        clientFrames: true,
+        canPublish: grant.canPublish,
+        publishRefusal: grant.publishRefusal,
+        presence: c.req.query("presence") === "1",
+        expiresAt: grant.expiresAt,
+      });
+    },
   },
-}, { subscribes: true });
+  { subscribes: true },
+);
 
-resource(channels, "/:channel/poll", {
-  GET: async (c) => {
-    const channel = channelParam(c);
-    const grant = grantFor(c, channel, "subscribe");
-    const since = cursor("since", c.req.query("since"));
-    const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
-    return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+resource(
+  channels,
+  "/:channel/poll",
+  {
+    GET: async (c) => {
+      const channel = channelParam(c);
+      const grant = grantFor(c, channel, "subscribe");
+      const since = cursor("since", c.req.query("since"));
+      const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
+      return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+    },
   },
-}, { subscribes: true });
+  { subscribes: true },
+);
 
 resource(channels, "/:channel/presence", {
   GET: async (c) => {

@@ -2,67 +2,77 @@ import { Hono } from "hono";
 import { type AppEnv, grantFor } from "../app-env";
 import { clientIdOf, subjectOf } from "../auth/policy";
 import { RelayError } from "../errors";
-import { type Cursor, parseCursor } from "../protocol/cursor";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
+import { type Cursor, parseCursor } from "../protocol/cursor";
 import { checkWebSocketOrigin } from "../security/origins";
-import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { multiplexSSE } from "../subscribers/multiplex-sse";
+import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { requireChannel, requireUpgrade } from "./params";
 import { resource } from "./resource";
 
 /** `/v1/ws` and `/v1/events`: one connection for many channels. */
 export const multiplex = new Hono<AppEnv>();
 
-resource(multiplex, "/ws", {
-  GET: async (c) => {
-    requireUpgrade(c.req.header("Upgrade"));
-    const config = c.get("config");
-    const identity = c.get("identity");
-    checkWebSocketOrigin(c.req.raw, config, identity);
-    // A bad token is refused at the door, not on every frame.
-    if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
-    const lease = await acquireConnection(c.env, config, c.req.raw);
-    const { 0: client, 1: server } = new WebSocketPair();
-    new MultiplexSession(server, {
-      env: c.env,
-      config,
-      authorize: (channel, action) => grantFor(c, channel, action),
-      clientId: clientIdOf(subjectOf(identity)),
-      publisherKey: publisherKey(identity, c.req.raw),
-      onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
-      expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
-    });
-    return new Response(null, { status: 101, webSocket: client });
+resource(
+  multiplex,
+  "/ws",
+  {
+    GET: async (c) => {
+      requireUpgrade(c.req.header("Upgrade"));
+      const config = c.get("config");
+      const identity = c.get("identity");
+      checkWebSocketOrigin(c.req.raw, config, identity);
+      // A bad token is refused at the door, not on every frame.
+      if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
+      const lease = await acquireConnection(c.env, config, c.req.raw);
+      const { 0: client, 1: server } = new WebSocketPair();
+      new MultiplexSession(server, {
+        env: c.env,
+        config,
+        authorize: (channel, action) => grantFor(c, channel, action),
+        clientId: clientIdOf(subjectOf(identity)),
+        publisherKey: publisherKey(identity, c.req.raw),
+        onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+        expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
+      });
+      return new Response(null, { status: 101, webSocket: client });
+    },
   },
-}, { subscribes: true });
+  { subscribes: true },
+);
 
-resource(multiplex, "/events", {
-  GET: async (c) => {
-    const config = c.get("config");
-    const names = c.req.queries("channel") ?? [];
-    if (names.length === 0) throw new RelayError("invalid_request", "Name the channels to subscribe to: /v1/events?channel=a&channel=b.");
-    const channels = [...new Set(names)];
-    if (channels.length > config.maxChannelsPerConnection) {
-      throw new RelayError("invalid_request", `A stream subscribes to at most ${config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
-    }
-    for (const channel of channels) {
-      requireChannel(channel);
-      grantFor(c, channel, "subscribe");
-    }
-    const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
-    const identity = c.get("identity");
-    const lease = await acquireConnection(c.env, config, c.req.raw);
-    return multiplexSSE(c.env, config, {
-      channels,
-      resume,
-      clientId: clientIdOf(subjectOf(identity)),
-      presence: c.req.query("presence") === "1",
-      expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
-      onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
-    });
+resource(
+  multiplex,
+  "/events",
+  {
+    GET: async (c) => {
+      const config = c.get("config");
+      const names = c.req.queries("channel") ?? [];
+      if (names.length === 0) throw new RelayError("invalid_request", "Name the channels to subscribe to: /v1/events?channel=a&channel=b.");
+      const channels = [...new Set(names)];
+      if (channels.length > config.maxChannelsPerConnection) {
+        throw new RelayError("invalid_request", `A stream subscribes to at most ${config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
+      }
+      for (const channel of channels) {
+        requireChannel(channel);
+        grantFor(c, channel, "subscribe");
+      }
+      const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
+      const identity = c.get("identity");
+      const lease = await acquireConnection(c.env, config, c.req.raw);
+      return multiplexSSE(c.env, config, {
+        channels,
+        resume,
+        clientId: clientIdOf(subjectOf(identity)),
+        presence: c.req.query("presence") === "1",
+        expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
+        onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+      });
+    },
   },
-}, { subscribes: true });
+  { subscribes: true },
+);
 
 /** The stream's resume point: `Last-Event-ID` (a reconnecting browser) or `since`, naming only the stream's channels. */
 function resumeCursor(text: string | undefined, channels: string[]): Cursor {

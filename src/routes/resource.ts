@@ -1,6 +1,6 @@
 import type { Handler, Hono } from "hono";
-import { RelayError } from "../errors";
 import type { AppEnv } from "../app-env";
+import { RelayError } from "../errors";
 
 type Method = "GET" | "POST";
 

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
-import type { AppEnv } from "../app-env";
 import clientJs from "../../public/client.js?raw";
 import demoCss from "../../public/demo.css?raw";
 import demoJs from "../../public/demo.js?raw";
 import indexHtml from "../../public/index.html?raw";
+import type { AppEnv } from "../app-env";
 import { resource } from "./resource";
 
 const HTML = "text/html; charset=utf-8";

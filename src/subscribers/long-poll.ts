@@ -70,17 +70,15 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
       env,
       { channel, format: "json", transport: "poll", clientId, since },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
-    ).then(
-      (opened) => {
-        socket = opened;
-        if (settled) closeQuietly(opened, 1000, "poll answered");
-        // A timeout never cuts a replay short: what is already stored is always answered.
-        else timer = setTimeout(() => {
+    ).then((opened) => {
+      socket = opened;
+      if (settled) closeQuietly(opened, 1000, "poll answered");
+      // A timeout never cuts a replay short: what is already stored is always answered.
+      else
+        timer = setTimeout(() => {
           timedOut = true;
           if (replayUntil === null) answer();
         }, timeoutMs);
-      },
-      reject,
-    );
+    }, reject);
   });
 }

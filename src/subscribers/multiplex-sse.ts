@@ -23,7 +23,11 @@ export interface MultiplexSSERequest {
  * One SSE stream over several channels. Each event's data is the JSON envelope and its id is the
  * cursor over every channel of the stream, so `Last-Event-ID` resumes them all at once.
  */
-export async function multiplexSSE(env: Env, config: RelayConfig, { channels, resume, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest): Promise<Response> {
+export async function multiplexSSE(
+  env: Env,
+  config: RelayConfig,
+  { channels, resume, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest,
+): Promise<Response> {
   const rooms: WebSocket[] = [];
   /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
   const position: Cursor = new Map();
@@ -65,7 +69,11 @@ export async function multiplexSSE(env: Env, config: RelayConfig, { channels, re
       case "gap":
         position.set(frame.channel, Number(frame.oldest) - 1);
         return stream.write(
-          encodeSSE({ id: formatCursor(position), event: RelayEvent.Gap, data: JSON.stringify({ channel: frame.channel, after: frame.after, oldest: frame.oldest }) }),
+          encodeSSE({
+            id: formatCursor(position),
+            event: RelayEvent.Gap,
+            data: JSON.stringify({ channel: frame.channel, after: frame.after, oldest: frame.oldest }),
+          }),
         );
       case "join":
       case "leave":

@@ -1,6 +1,8 @@
 import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
 import { RelayError } from "../errors";
+import { checkPublishRate } from "../limits/publish-rate";
+import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
 import type { ErrorCode } from "../protocol/errors";
 import {
@@ -14,8 +16,6 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from "../protocol/frames";
-import { checkPublishRate } from "../limits/publish-rate";
-import { PublishMeter } from "../limits/token-bucket";
 import { publishMessage } from "../publish";
 import { openRoomSocket } from "../rooms";
 import { closeQuietly } from "../sockets";
@@ -95,7 +95,11 @@ export class MultiplexSession {
     const { channel, since, presence, ref } = frame;
     if (this.#rooms.has(channel)) return this.#error(ref, "invalid_request", `Already subscribed to ${channel}.`);
     if (this.#rooms.size >= this.#context.config.maxChannelsPerConnection) {
-      return this.#error(ref, "invalid_request", `A connection subscribes to at most ${this.#context.config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`);
+      return this.#error(
+        ref,
+        "invalid_request",
+        `A connection subscribes to at most ${this.#context.config.maxChannelsPerConnection} channels (MAX_CHANNELS_PER_CONNECTION).`,
+      );
     }
     const link: RoomLink = {};
     this.#rooms.set(channel, link);

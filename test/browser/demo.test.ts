@@ -4,8 +4,8 @@ import { access, copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Browser, launchBrowser, openPage } from "./support/browser";
 import { type Relay, ROOT, removeState, startRelay } from "../support/relay";
+import { type Browser, launchBrowser, openPage } from "./support/browser";
 
 let relay: Relay;
 let browser: Browser;
@@ -86,7 +86,9 @@ describe("demo page", () => {
       ]);
       // Own publishes: measured publish→receive latency.
       expect(rows[0]![2]).toMatch(/^\d+ ms$/);
-      expect(await page.evaluate(() => (window as unknown as { edgeRelayDemo: { received: Array<{ id: string }> } }).edgeRelayDemo.received.map((m) => m.id))).toEqual(["1", "2"]);
+      expect(
+        await page.evaluate(() => (window as unknown as { edgeRelayDemo: { received: Array<{ id: string }> } }).edgeRelayDemo.received.map((m) => m.id)),
+      ).toEqual(["1", "2"]);
       await page.click("#disconnect");
       expect(await page.textContent("#state")).toBe("closed");
       await page.waitForTimeout(200);
@@ -139,7 +141,10 @@ describe("demo page", () => {
     await page.screenshot({ path: shot });
     // The README's copy changes only on request: UPDATE_SCREENSHOT=1 npm run test:browser.
     const readme = join(ROOT, "docs/demo.png");
-    const missing = await access(readme).then(() => false, () => true);
+    const missing = await access(readme).then(
+      () => false,
+      () => true,
+    );
     if (missing || process.env.UPDATE_SCREENSHOT === "1") await copyFile(shot, readme);
     expect(problems).toEqual([]);
     await page.close();

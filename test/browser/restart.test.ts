@@ -3,9 +3,9 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Browser, launchBrowser, openPage } from "./support/browser";
-import { type Relay, ROOT, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 import { publishSurely } from "../support/clients";
+import { type Relay, ROOT, removeState, sleep, startRelay, waitUntil } from "../support/relay";
+import { type Browser, launchBrowser, openPage } from "./support/browser";
 
 let relay: Relay;
 let browser: Browser;

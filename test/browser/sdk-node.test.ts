@@ -1,8 +1,9 @@
 // The SDK as a package user gets it (`edge-relay/client`, the built bundle), run from Node against
 // a real relay over each transport: the frames, cursors and streams it assumes are the relay's.
+
+import { type GapEvent, RelayClient, type RelayMessage, type TransportName, type WebSocketConstructor } from "edge-relay/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { type GapEvent, RelayClient, type RelayMessage, type TransportName, type WebSocketConstructor } from "edge-relay/client";
 import { type Relay, removeState, startRelay, waitUntil } from "../support/relay";
 
 let relay: Relay;

@@ -1,10 +1,11 @@
 // Tokens against a real relay with RELAY_JWT_SECRET set: a token function is called on every
 // connect, so the SDK rides through the relay's TokenExpired (4002) closes without losing a message;
 // a fixed token stops it for good.
+
+import { RelayClient, type RelayClientError, type StateChange, type TransportName, type WebSocketConstructor } from "edge-relay/client";
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { RelayClient, type RelayClientError, type StateChange, type TransportName, type WebSocketConstructor } from "edge-relay/client";
 import { type Relay, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 
 const SECRET = "browser-test-secret-0123456789abcdef";
@@ -51,7 +52,11 @@ describe("tokens against a real relay", () => {
 
       const publisher = await token(600);
       for (let i = 1; i <= 30; i++) {
-        const response = await fetch(`${relay.url}/v1/channels/${channel}/messages`, { method: "POST", headers: { Authorization: `Bearer ${publisher}` }, body: `m${i}` });
+        const response = await fetch(`${relay.url}/v1/channels/${channel}/messages`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${publisher}` },
+          body: `m${i}`,
+        });
         expect(response.status).toBe(201);
         await sleep(200);
       }

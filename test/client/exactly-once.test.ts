@@ -88,11 +88,7 @@ describe("exactly-once, in-order delivery across forced disconnects", () => {
     h.window.fire("online");
     for (const channel of CHANNELS) relay.publish(channel, "final");
     await Promise.all(publishes);
-    await waitFor(
-      () => tracked.every((t) => t.ids.at(-1) === relay.channel(t.channel).lastSeq),
-      "every subscription to reach its channel's last id",
-      30_000,
-    );
+    await waitFor(() => tracked.every((t) => t.ids.at(-1) === relay.channel(t.channel).lastSeq), "every subscription to reach its channel's last id", 30_000);
     await sleep(50);
 
     for (const t of tracked) {

@@ -4,10 +4,11 @@
  * and can be made to misbehave on demand: drop connections at any point (also mid-frame), go
  * down, block WebSockets, buffer streams, expire tokens.
  */
+
+import type { FetchLike, RequestInitLike, ResponseLike, WebSocketLike } from "../../src/client/platform";
 import { formatCursor, parseCursor } from "../../src/protocol/cursor";
 import type { Envelope } from "../../src/protocol/envelope";
 import { encodeSSE } from "../../src/protocol/sse";
-import type { FetchLike, RequestInitLike, ResponseLike, WebSocketLike } from "../../src/client/platform";
 
 interface Channel {
   lastSeq: number;
@@ -50,7 +51,10 @@ export class FakeRelay {
 
   channel(name: string): Channel {
     let channel = this.channels.get(name);
-    if (!channel) this.channels.set(name, (channel = { lastSeq: 0, messages: [], keys: new Map() }));
+    if (!channel) {
+      channel = { lastSeq: 0, messages: [], keys: new Map() };
+      this.channels.set(name, channel);
+    }
     return channel;
   }
 
@@ -248,7 +252,8 @@ export class FakeSocket {
     switch (frame.type) {
       case "subscribe": {
         if (frame.channel.startsWith("forbidden")) return this.send({ type: "error", ref: frame.ref, error: { code: "forbidden", message: "not yours" } });
-        if (this.subscribed.has(frame.channel)) return this.send({ type: "error", ref: frame.ref, error: { code: "invalid_request", message: "Already subscribed" } });
+        if (this.subscribed.has(frame.channel))
+          return this.send({ type: "error", ref: frame.ref, error: { code: "invalid_request", message: "Already subscribed" } });
         this.subscribed.add(frame.channel);
         this.send({ type: "subscribed", channel: frame.channel, lastId: String(relay.channel(frame.channel).lastSeq) });
         if (frame.since !== undefined) {
@@ -303,7 +308,7 @@ export class FakeStream {
     this.#relay = relay;
     this.channels = [...new Set(url.searchParams.getAll("channel"))];
     const since = url.searchParams.get("since");
-    const resume = since === null ? new Map<string, number>() : parseCursor(since) ?? new Map<string, number>();
+    const resume = since === null ? new Map<string, number>() : (parseCursor(since) ?? new Map<string, number>());
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -442,7 +447,10 @@ export class FakeTarget {
   readonly #listeners = new Map<string, Set<() => void>>();
   addEventListener(type: string, listener: () => void): void {
     let set = this.#listeners.get(type);
-    if (!set) this.#listeners.set(type, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(type, set);
+    }
     set.add(listener);
   }
   removeEventListener(type: string, listener: () => void): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
+import { type Harness, harnessPerTest, recorder, sleep, waitFor } from "./support";
 
 const start = harnessPerTest();
 

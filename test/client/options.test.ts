@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { RelayClient } from "../../src/client/client";
 import { DEFAULTS, resolveOptions } from "../../src/client/defaults";
 import { RelayClientError } from "../../src/client/errors";
-import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
+import { harnessPerTest, recorder, sleep, waitFor } from "./support";
 
 const start = harnessPerTest();
 
@@ -12,9 +11,15 @@ const fetch = async () => {
 
 describe("options", () => {
   it("derives the HTTP and WebSocket bases from the relay URL, path prefix included", () => {
-    expect(resolveOptions({ url: "https://relay.example.com", fetch })).toMatchObject({ httpBase: "https://relay.example.com", wsBase: "wss://relay.example.com" });
+    expect(resolveOptions({ url: "https://relay.example.com", fetch })).toMatchObject({
+      httpBase: "https://relay.example.com",
+      wsBase: "wss://relay.example.com",
+    });
     expect(resolveOptions({ url: "http://127.0.0.1:8787/", fetch })).toMatchObject({ httpBase: "http://127.0.0.1:8787", wsBase: "ws://127.0.0.1:8787" });
-    expect(resolveOptions({ url: "wss://edge.example/relay/", fetch })).toMatchObject({ httpBase: "https://edge.example/relay", wsBase: "wss://edge.example/relay" });
+    expect(resolveOptions({ url: "wss://edge.example/relay/", fetch })).toMatchObject({
+      httpBase: "https://edge.example/relay",
+      wsBase: "wss://edge.example/relay",
+    });
     expect(() => resolveOptions({ url: "ftp://x", fetch })).toThrow(TypeError);
   });
 
@@ -49,10 +54,14 @@ describe("subscribe", () => {
   it("reports a handler that throws and goes on delivering", async () => {
     const h = start();
     let calls = 0;
-    h.client.subscribe("news", () => {
-      calls++;
-      throw new Error("app bug");
-    }, { since: 0 });
+    h.client.subscribe(
+      "news",
+      () => {
+        calls++;
+        throw new Error("app bug");
+      },
+      { since: 0 },
+    );
     h.relay.publish("news", "1");
     h.relay.publish("news", "2");
     await waitFor(() => calls === 2, "both messages");

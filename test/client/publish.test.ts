@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { FetchLike } from "../../src/client/platform";
 import type { PublishReceipt } from "../../src/client/types";
 import { FakeRelay } from "./fake-relay";
-import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
+import { type Harness, harnessPerTest, recorder, sleep, waitFor } from "./support";
 
 const start = harnessPerTest();
 

@@ -1,11 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { GapEvent, TransportPreference } from "../../src/client/types";
-import { harnessPerTest, type Harness, range, recorder, waitFor } from "./support";
+import { type Harness, harnessPerTest, range, recorder, waitFor } from "./support";
 
 const start = harnessPerTest();
 
 const subscribeFrames = (h: Harness) =>
-  [...h.relay.sockets].flatMap((s) => s.sent).map((t) => JSON.parse(t) as { type: string; channel?: string; since?: string }).filter((f) => f.type === "subscribe");
+  [...h.relay.sockets]
+    .flatMap((s) => s.sent)
+    .map((t) => JSON.parse(t) as { type: string; channel?: string; since?: string })
+    .filter((f) => f.type === "subscribe");
 
 describe("resume cursors", () => {
   it("subscribes with since as the relay's id string, and resumes from the last delivered id", async () => {

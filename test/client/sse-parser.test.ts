@@ -31,7 +31,9 @@ describe("SSEParser", () => {
   });
 
   it("gives the same events however the stream is cut into chunks", () => {
-    const text = Array.from({ length: 50 }, (_, i) => encodeSSE({ id: `c=${i}`, event: i % 2 ? "odd" : "message", data: `line ${i}\nsecond ${i}` })).join(": ka\n\n");
+    const text = Array.from({ length: 50 }, (_, i) => encodeSSE({ id: `c=${i}`, event: i % 2 ? "odd" : "message", data: `line ${i}\nsecond ${i}` })).join(
+      ": ka\n\n",
+    );
     const whole = parseAll([text]);
     const random = mulberry32(3);
     for (let round = 0; round < 50; round++) {

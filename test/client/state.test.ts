@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/protocol/close-codes";
-import { harnessPerTest, type Harness, recorder, sleep, waitFor } from "./support";
+import { type Harness, harnessPerTest, recorder, sleep, waitFor } from "./support";
 
 const start = harnessPerTest();
 

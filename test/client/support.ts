@@ -1,7 +1,7 @@
 import { afterEach } from "vitest";
 import { RelayClient } from "../../src/client/client";
-import type { RelayClientOptions, RelayMessage, StateChange } from "../../src/client/types";
 import type { RelayClientError } from "../../src/client/errors";
+import type { RelayClientOptions, RelayMessage, StateChange } from "../../src/client/types";
 import { FakeRelay, FakeTarget } from "./fake-relay";
 
 export { mulberry32 } from "../support/prng";

@@ -57,7 +57,19 @@ const MAX_MESSAGE_BYTES = 1024;
 const MAX_FRAME_BYTES = 262144;
 
 /** The channels corpus requests may publish to (when accepted); checked for rejected markers afterwards. */
-export const HOSTILE_CHANNELS = ["hostile-a", "hostile-b", "hostile-sse", "hostile-ws", "hostile-mux", "constructor", "hasOwnProperty", "toString", "123", "1e3", "messages"];
+export const HOSTILE_CHANNELS = [
+  "hostile-a",
+  "hostile-b",
+  "hostile-sse",
+  "hostile-ws",
+  "hostile-mux",
+  "constructor",
+  "hasOwnProperty",
+  "toString",
+  "123",
+  "1e3",
+  "messages",
+];
 
 export const marker = (id: number, entry?: number) => (entry === undefined ? `[HOSTILE-${id}]` : `[HOSTILE-${id}.${entry}]`);
 
@@ -87,12 +99,23 @@ const error = (status: number, code: string) => ({ status, code });
 const ok = (status = 200) => ({ status, code: null });
 
 /** A single publish to `path` whose body holds the marker; `body` builds it around the marker. */
-function publish(name: string, path: string, expect: HostileCase["expect"], init: { headers?: Record<string, string>; body?: (m: string) => string | Uint8Array; method?: string } = {}) {
+function publish(
+  name: string,
+  path: string,
+  expect: HostileCase["expect"],
+  init: { headers?: Record<string, string>; body?: (m: string) => string | Uint8Array; method?: string } = {},
+) {
   add((id) => ({ name, method: init.method ?? "POST", path, headers: init.headers, body: (init.body ?? ((m) => m))(marker(id)), markers: 1, expect }));
 }
 
 /** A batch publish; `entries` builds the body's entries from their markers. */
-function batch(name: string, body: (m: (entry: number) => string) => string | Uint8Array, expect: HostileCase["expect"], entries: number, headers: Record<string, string> = JSON_TYPE) {
+function batch(
+  name: string,
+  body: (m: (entry: number) => string) => string | Uint8Array,
+  expect: HostileCase["expect"],
+  entries: number,
+  headers: Record<string, string> = JSON_TYPE,
+) {
   add((id) => ({ name, method: "POST", path: "/v1/publish", headers, body: body((entry) => marker(id, entry)), markers: entries, expect }));
 }
 
@@ -153,10 +176,16 @@ publish("event of 65 characters", `/v1/channels/hostile-a/messages?event=${"e".r
 publish("invalid UTF-8 in the event", "/v1/channels/hostile-a/messages?event=%FF", error(400, "invalid_event"));
 publish("NUL in the event", "/v1/channels/hostile-a/messages?event=a%00", error(400, "invalid_event"));
 publish("event of 100 KB", `/v1/channels/hostile-a/messages?event=${"e".repeat(K100)}`, error(400, "invalid_event"));
-publish("percent-encoded CRLF in the Idempotency-Key is just printable text", "/v1/channels/hostile-a/messages", ok(201), { headers: { "Idempotency-Key": "k%0D%0Aevent:%20x" } });
+publish("percent-encoded CRLF in the Idempotency-Key is just printable text", "/v1/channels/hostile-a/messages", ok(201), {
+  headers: { "Idempotency-Key": "k%0D%0Aevent:%20x" },
+});
 publish("tab inside the Idempotency-Key", "/v1/channels/hostile-a/messages", error(400, "invalid_idempotency_key"), { headers: { "Idempotency-Key": "a\tb" } });
-publish("Idempotency-Key of 129 characters", "/v1/channels/hostile-a/messages", error(400, "invalid_idempotency_key"), { headers: { "Idempotency-Key": "k".repeat(129) } });
-publish("Latin-1 byte in the Idempotency-Key", "/v1/channels/hostile-a/messages", error(400, "invalid_idempotency_key"), { headers: { "Idempotency-Key": "caf\u00e9" } });
+publish("Idempotency-Key of 129 characters", "/v1/channels/hostile-a/messages", error(400, "invalid_idempotency_key"), {
+  headers: { "Idempotency-Key": "k".repeat(129) },
+});
+publish("Latin-1 byte in the Idempotency-Key", "/v1/channels/hostile-a/messages", error(400, "invalid_idempotency_key"), {
+  headers: { "Idempotency-Key": "caf\u00e9" },
+});
 publish("If-Match not in the channel", "/v1/channels/hostile-a/messages", error(412, "precondition_failed"), { headers: { "If-Match": '"999999"' } });
 publish("If-Match that is not an id", "/v1/channels/hostile-a/messages", error(400, "invalid_request"), { headers: { "If-Match": '"abc"' } });
 publish("If-Match as a weak ETag", "/v1/channels/hostile-a/messages", error(400, "invalid_request"), { headers: { "If-Match": 'W/"1"' } });
@@ -169,7 +198,9 @@ get("Last-Event-ID with spaces and a field", "/v1/channels/hostile-sse/events", 
 get("Last-Event-ID negative", "/v1/channels/hostile-sse/events", error(400, "invalid_request"), { "Last-Event-ID": "-1" });
 get("Last-Event-ID of 100 KB", "/v1/channels/hostile-sse/events", error(400, "invalid_request"), { "Last-Event-ID": "1".repeat(K100) });
 get("multi-channel cursor with a field injected", "/v1/events?channel=hostile-sse&since=hostile-sse%3D1%0Aevent:%20x", error(400, "invalid_request"));
-get("multi-channel cursor naming a channel twice", "/v1/events?channel=hostile-sse", error(400, "invalid_request"), { "Last-Event-ID": "hostile-sse=1,hostile-sse=2" });
+get("multi-channel cursor naming a channel twice", "/v1/events?channel=hostile-sse", error(400, "invalid_request"), {
+  "Last-Event-ID": "hostile-sse=1,hostile-sse=2",
+});
 get("multi-channel cursor naming another channel", "/v1/events?channel=hostile-sse", error(400, "invalid_request"), { "Last-Event-ID": "hostile-a=1" });
 get("multi-channel cursor with __proto__", "/v1/events?channel=hostile-sse", error(400, "invalid_request"), { "Last-Event-ID": "__proto__=1" });
 
@@ -212,56 +243,206 @@ get("poll timeout as a fraction", "/v1/channels/hostile-a/poll?timeout=0.5", err
 get("poll timeout negative", "/v1/channels/hostile-a/poll?timeout=-1", error(400, "invalid_request"));
 get("poll since as hex", "/v1/channels/hostile-a/poll?since=0x1&timeout=0", error(400, "invalid_request"));
 get("SSE since as a fraction", "/v1/channels/hostile-sse/events?since=1.0", error(400, "invalid_request"));
-batch("batch: channel as a number", (m) => JSON.stringify({ messages: [{ channel: 123, data: m(0) }] }), { status: 200, code: null, results: ["invalid_channel"] }, 1);
-batch("batch: data as a number", (m) => `{"messages":[{"channel":"hostile-a","data":1,"note":"${m(0)}"},{"channel":"hostile-a","data":"${m(1)}"}]}`, { status: 200, code: null, results: ["invalid_request", "ok"] }, 2);
-batch("batch: data as an object with the marker", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: { text: m(0) } }] }), { status: 200, code: null, results: ["invalid_request"] }, 1);
-batch("batch: data as an array", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: [m(0)] }] }), { status: 200, code: null, results: ["invalid_request"] }, 1);
-batch("batch: data null", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: null, marker: m(0) }] }), { status: 200, code: null, results: ["invalid_request"] }, 1);
-batch("batch: event as a number", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), event: 42 }] }), { status: 200, code: null, results: ["invalid_event"] }, 1);
-batch("batch: event null", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), event: null }] }), { status: 200, code: null, results: ["invalid_event"] }, 1);
-batch("batch: idempotencyKey as a number", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), idempotencyKey: 7 }] }), { status: 200, code: null, results: ["invalid_idempotency_key"] }, 1);
-batch("batch: messages as a string", (m) => JSON.stringify({ messages: JSON.stringify([{ channel: "hostile-a", data: m(0) }]) }), error(400, "invalid_request"), 1);
-batch("batch: messages as an array-like object", (m) => JSON.stringify({ messages: { 0: { channel: "hostile-a", data: m(0) }, length: 1 } }), error(400, "invalid_request"), 1);
+batch(
+  "batch: channel as a number",
+  (m) => JSON.stringify({ messages: [{ channel: 123, data: m(0) }] }),
+  { status: 200, code: null, results: ["invalid_channel"] },
+  1,
+);
+batch(
+  "batch: data as a number",
+  (m) => `{"messages":[{"channel":"hostile-a","data":1,"note":"${m(0)}"},{"channel":"hostile-a","data":"${m(1)}"}]}`,
+  { status: 200, code: null, results: ["invalid_request", "ok"] },
+  2,
+);
+batch(
+  "batch: data as an object with the marker",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: { text: m(0) } }] }),
+  { status: 200, code: null, results: ["invalid_request"] },
+  1,
+);
+batch(
+  "batch: data as an array",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: [m(0)] }] }),
+  { status: 200, code: null, results: ["invalid_request"] },
+  1,
+);
+batch(
+  "batch: data null",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: null, marker: m(0) }] }),
+  { status: 200, code: null, results: ["invalid_request"] },
+  1,
+);
+batch(
+  "batch: event as a number",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), event: 42 }] }),
+  { status: 200, code: null, results: ["invalid_event"] },
+  1,
+);
+batch(
+  "batch: event null",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), event: null }] }),
+  { status: 200, code: null, results: ["invalid_event"] },
+  1,
+);
+batch(
+  "batch: idempotencyKey as a number",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0), idempotencyKey: 7 }] }),
+  { status: 200, code: null, results: ["invalid_idempotency_key"] },
+  1,
+);
+batch(
+  "batch: messages as a string",
+  (m) => JSON.stringify({ messages: JSON.stringify([{ channel: "hostile-a", data: m(0) }]) }),
+  error(400, "invalid_request"),
+  1,
+);
+batch(
+  "batch: messages as an array-like object",
+  (m) => JSON.stringify({ messages: { 0: { channel: "hostile-a", data: m(0) }, length: 1 } }),
+  error(400, "invalid_request"),
+  1,
+);
 batch("batch: messages as a number", () => '{"messages":1}', error(400, "invalid_request"), 0);
 
 // ── Prototype pollution ────────────────────────────────────────────────────────────────────────
-batch("batch: __proto__ at the top holding the messages", (m) => `{"__proto__":{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]}}`, error(400, "invalid_request"), 1);
-batch("batch: constructor.prototype at the top holding the messages", (m) => `{"constructor":{"prototype":{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]}}}`, error(400, "invalid_request"), 1);
-batch("batch: entry fields only under __proto__", (m) => `{"messages":[{"__proto__":{"channel":"hostile-a","data":"${m(0)}"}}]}`, { status: 200, code: null, results: ["invalid_channel"] }, 1);
-batch("batch: entry channel only under constructor.prototype", (m) => `{"messages":[{"constructor":{"prototype":{"channel":"hostile-a"}},"data":"${m(0)}"}]}`, { status: 200, code: null, results: ["invalid_channel"] }, 1);
-batch("batch: data only under __proto__", (m) => `{"messages":[{"channel":"hostile-a","__proto__":{"data":"${m(0)}"}}]}`, { status: 200, code: null, results: ["invalid_request"] }, 1);
-batch("batch: __proto__ next to good fields is ignored", (m) => `{"messages":[{"channel":"hostile-a","data":"${m(0)}","__proto__":{"event":"relay.gap","channel":"hostile-b"}}]}`, { status: 200, code: null, results: ["ok"] }, 1);
-batch("batch: channel __proto__", (m) => JSON.stringify({ messages: [{ channel: "__proto__", data: m(0) }] }), { status: 200, code: null, results: ["invalid_channel"] }, 1);
-batch("batch: channels named like Object.prototype members", (m) => JSON.stringify({ messages: [{ channel: "constructor", data: m(0) }, { channel: "toString", data: m(1) }, { channel: "hasOwnProperty", data: m(2) }] }), { status: 200, code: null, results: ["ok", "ok", "ok"] }, 3);
-batch("batch: idempotencyKey __proto__ is just a key", (m) => JSON.stringify({ messages: [{ channel: "hostile-b", data: m(0), idempotencyKey: "__proto__" }] }), { status: 200, code: null, results: ["ok"] }, 1);
-batch("batch: messages array with a __proto__ entry string", (m) => `{"messages":["__proto__",{"channel":"hostile-a","data":"${m(1)}"}]}`, { status: 200, code: null, results: ["invalid_channel", "ok"] }, 2);
+batch(
+  "batch: __proto__ at the top holding the messages",
+  (m) => `{"__proto__":{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]}}`,
+  error(400, "invalid_request"),
+  1,
+);
+batch(
+  "batch: constructor.prototype at the top holding the messages",
+  (m) => `{"constructor":{"prototype":{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]}}}`,
+  error(400, "invalid_request"),
+  1,
+);
+batch(
+  "batch: entry fields only under __proto__",
+  (m) => `{"messages":[{"__proto__":{"channel":"hostile-a","data":"${m(0)}"}}]}`,
+  { status: 200, code: null, results: ["invalid_channel"] },
+  1,
+);
+batch(
+  "batch: entry channel only under constructor.prototype",
+  (m) => `{"messages":[{"constructor":{"prototype":{"channel":"hostile-a"}},"data":"${m(0)}"}]}`,
+  { status: 200, code: null, results: ["invalid_channel"] },
+  1,
+);
+batch(
+  "batch: data only under __proto__",
+  (m) => `{"messages":[{"channel":"hostile-a","__proto__":{"data":"${m(0)}"}}]}`,
+  { status: 200, code: null, results: ["invalid_request"] },
+  1,
+);
+batch(
+  "batch: __proto__ next to good fields is ignored",
+  (m) => `{"messages":[{"channel":"hostile-a","data":"${m(0)}","__proto__":{"event":"relay.gap","channel":"hostile-b"}}]}`,
+  { status: 200, code: null, results: ["ok"] },
+  1,
+);
+batch(
+  "batch: channel __proto__",
+  (m) => JSON.stringify({ messages: [{ channel: "__proto__", data: m(0) }] }),
+  { status: 200, code: null, results: ["invalid_channel"] },
+  1,
+);
+batch(
+  "batch: channels named like Object.prototype members",
+  (m) =>
+    JSON.stringify({
+      messages: [
+        { channel: "constructor", data: m(0) },
+        { channel: "toString", data: m(1) },
+        { channel: "hasOwnProperty", data: m(2) },
+      ],
+    }),
+  { status: 200, code: null, results: ["ok", "ok", "ok"] },
+  3,
+);
+batch(
+  "batch: idempotencyKey __proto__ is just a key",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-b", data: m(0), idempotencyKey: "__proto__" }] }),
+  { status: 200, code: null, results: ["ok"] },
+  1,
+);
+batch(
+  "batch: messages array with a __proto__ entry string",
+  (m) => `{"messages":["__proto__",{"channel":"hostile-a","data":"${m(1)}"}]}`,
+  { status: 200, code: null, results: ["invalid_channel", "ok"] },
+  2,
+);
 
 // ── Deep nesting ───────────────────────────────────────────────────────────────────────────────
 batch("batch: 10,000 nested arrays as the body", () => deepArray(10_000), error(400, "invalid_request"), 0);
 batch("batch: 10,000 nested objects as the body", () => deepObject(10_000), error(400, "invalid_request"), 0);
 batch("batch: 10,000 nested arrays as an entry", () => `{"messages":[${deepArray(10_000)}]}`, { status: 200, code: null, results: ["invalid_channel"] }, 1);
-batch("batch: 10,000 nested objects as an entry's data", (m) => `{"messages":[{"channel":"hostile-a","data":${deepObject(10_000, JSON.stringify(m(0)))}}]}`, { status: 200, code: null, results: ["invalid_request"] }, 1);
+batch(
+  "batch: 10,000 nested objects as an entry's data",
+  (m) => `{"messages":[{"channel":"hostile-a","data":${deepObject(10_000, JSON.stringify(m(0)))}}]}`,
+  { status: 200, code: null, results: ["invalid_request"] },
+  1,
+);
 batch("batch: 10,000 unclosed brackets", () => "[".repeat(10_000), error(400, "invalid_request"), 0);
 batch("batch: 100,000 nested arrays", () => deepArray(K100), error(400, "invalid_request"), 0);
-publish("single publish of 10,000 nested arrays is just too large", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), { body: (m) => `${m}${deepArray(10_000)}` });
+publish("single publish of 10,000 nested arrays is just too large", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), {
+  body: (m) => `${m}${deepArray(10_000)}`,
+});
 
 // ── Bodies: invalid UTF-8, sizes, shapes ───────────────────────────────────────────────────────
 publish("invalid UTF-8 body is stored base64", "/v1/channels/hostile-b/messages", ok(201), { body: (m) => bytes(m, [0xff, 0xfe, 0x80]) });
 publish("overlong NUL in the body is stored base64", "/v1/channels/hostile-b/messages", ok(201), { body: (m) => bytes(m, [0xc0, 0x80]) });
-publish("invalid UTF-8 body over the size limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), { body: (m) => bytes(m, new Array(MAX_MESSAGE_BYTES).fill(0xff)) });
-publish("body one byte over the limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), { body: (m) => m + "x".repeat(MAX_MESSAGE_BYTES + 1 - m.length) });
-publish("multi-byte body one byte over the limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), { body: (m) => m + "\u00e9".repeat(Math.ceil((MAX_MESSAGE_BYTES + 1 - m.length) / 2)) });
+publish("invalid UTF-8 body over the size limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), {
+  body: (m) => bytes(m, new Array(MAX_MESSAGE_BYTES).fill(0xff)),
+});
+publish("body one byte over the limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), {
+  body: (m) => m + "x".repeat(MAX_MESSAGE_BYTES + 1 - m.length),
+});
+publish("multi-byte body one byte over the limit", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), {
+  body: (m) => m + "\u00e9".repeat(Math.ceil((MAX_MESSAGE_BYTES + 1 - m.length) / 2)),
+});
 publish("body of 1 MB", "/v1/channels/hostile-a/messages", error(413, "message_too_large"), { body: (m) => m + "x".repeat(1 << 20) });
 publish("body at exactly the limit", "/v1/channels/hostile-b/messages", ok(201), { body: (m) => m + "x".repeat(MAX_MESSAGE_BYTES - m.length) });
-publish("JSON with __proto__ as a plain message body is just data", "/v1/channels/hostile-b/messages", ok(201), { body: (m) => `{"__proto__":{"polluted":"${m}"}}`, headers: JSON_TYPE });
-publish("SSE field injection inside the data is split into data lines", "/v1/channels/hostile-sse/messages", ok(201), { body: (m) => `${m}\r\nevent: injected\nid: 999\r\rdata: x` });
-batch("batch: invalid UTF-8 outside any string", (m) => bytes(`{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]`, [0xff], "}"), error(400, "invalid_request"), 1);
-batch("batch: entry data one byte over the limit", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) + "x".repeat(MAX_MESSAGE_BYTES + 1 - m(0).length) }] }), { status: 200, code: null, results: ["message_too_large"] }, 1);
-batch("batch: 101 entries", (m) => JSON.stringify({ messages: Array.from({ length: 101 }, (_, i) => ({ channel: "hostile-a", data: m(i) })) }), error(400, "invalid_request"), 101);
-batch("batch: body of 1 MB", (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }], pad: "x".repeat(1 << 20) }), error(413, "message_too_large"), 1);
+publish("JSON with __proto__ as a plain message body is just data", "/v1/channels/hostile-b/messages", ok(201), {
+  body: (m) => `{"__proto__":{"polluted":"${m}"}}`,
+  headers: JSON_TYPE,
+});
+publish("SSE field injection inside the data is split into data lines", "/v1/channels/hostile-sse/messages", ok(201), {
+  body: (m) => `${m}\r\nevent: injected\nid: 999\r\rdata: x`,
+});
+batch(
+  "batch: invalid UTF-8 outside any string",
+  (m) => bytes(`{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]`, [0xff], "}"),
+  error(400, "invalid_request"),
+  1,
+);
+batch(
+  "batch: entry data one byte over the limit",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) + "x".repeat(MAX_MESSAGE_BYTES + 1 - m(0).length) }] }),
+  { status: 200, code: null, results: ["message_too_large"] },
+  1,
+);
+batch(
+  "batch: 101 entries",
+  (m) => JSON.stringify({ messages: Array.from({ length: 101 }, (_, i) => ({ channel: "hostile-a", data: m(i) })) }),
+  error(400, "invalid_request"),
+  101,
+);
+batch(
+  "batch: body of 1 MB",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }], pad: "x".repeat(1 << 20) }),
+  error(413, "message_too_large"),
+  1,
+);
 batch("batch: empty body", () => "", error(400, "invalid_request"), 0);
 batch("batch: JSON null", () => "null", error(400, "invalid_request"), 0);
-batch("batch: duplicate messages keys, the last one wins", (m) => `{"messages":[{"channel":"hostile-a","data":"${m(0)}"}],"messages":"nope"}`, error(400, "invalid_request"), 1);
+batch(
+  "batch: duplicate messages keys, the last one wins",
+  (m) => `{"messages":[{"channel":"hostile-a","data":"${m(0)}"}],"messages":"nope"}`,
+  error(400, "invalid_request"),
+  1,
+);
 batch("batch: trailing garbage after the JSON", (m) => `{"messages":[{"channel":"hostile-a","data":"${m(0)}"}]} trailing`, error(400, "invalid_request"), 1);
 batch("batch: single quotes are not JSON", (m) => `{'messages':[{'channel':'hostile-a','data':'${m(0)}'}]}`, error(400, "invalid_request"), 1);
 
@@ -274,11 +455,27 @@ for (const [label, type] of [
   ["a JSON suffix type", "application/merge-patch+json"],
   ["text/json", "text/json"],
 ] as const) {
-  batch(`batch sent as ${label}`, (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }] }), error(415, "unsupported_media_type"), 1, { "Content-Type": type });
+  batch(`batch sent as ${label}`, (m) => JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }] }), error(415, "unsupported_media_type"), 1, {
+    "Content-Type": type,
+  });
 }
-batch("batch without a Content-Type", (m) => bytes(JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }] })), error(415, "unsupported_media_type"), 1, {});
-batch("batch as APPLICATION/JSON with a charset", (m) => JSON.stringify({ messages: [{ channel: "hostile-b", data: m(0) }] }), { status: 200, code: null, results: ["ok"] }, 1, { "Content-Type": "APPLICATION/JSON; charset=utf-8" });
-publish("single publish takes any content type", "/v1/channels/hostile-b/messages", ok(201), { headers: { "Content-Type": "application/x-evil; charset=\"\\\"" } });
+batch(
+  "batch without a Content-Type",
+  (m) => bytes(JSON.stringify({ messages: [{ channel: "hostile-a", data: m(0) }] })),
+  error(415, "unsupported_media_type"),
+  1,
+  {},
+);
+batch(
+  "batch as APPLICATION/JSON with a charset",
+  (m) => JSON.stringify({ messages: [{ channel: "hostile-b", data: m(0) }] }),
+  { status: 200, code: null, results: ["ok"] },
+  1,
+  { "Content-Type": "APPLICATION/JSON; charset=utf-8" },
+);
+publish("single publish takes any content type", "/v1/channels/hostile-b/messages", ok(201), {
+  headers: { "Content-Type": 'application/x-evil; charset="\\"' },
+});
 
 // ── Methods ────────────────────────────────────────────────────────────────────────────────────
 publish("PUT on messages", "/v1/channels/hostile-a/messages", error(405, "method_not_allowed"), { method: "PUT" });
@@ -294,7 +491,12 @@ publish("POST on /healthz", "/healthz", error(405, "method_not_allowed"));
 get("GET on /v1/publish", "/v1/publish", error(405, "method_not_allowed"));
 add(() => ({ name: "HEAD on /healthz", method: "HEAD", path: "/healthz", expect: ok() }));
 add(() => ({ name: "HEAD with a bad since", method: "HEAD", path: "/v1/channels/hostile-a/messages?since=x", expect: { status: 400, code: null } }));
-add(() => ({ name: "HEAD on the SSE route must not leave a subscriber behind", method: "HEAD", path: "/v1/channels/hostile-sse/events", expect: { status: 405, code: null } }));
+add(() => ({
+  name: "HEAD on the SSE route must not leave a subscriber behind",
+  method: "HEAD",
+  path: "/v1/channels/hostile-sse/events",
+  expect: { status: 405, code: null },
+}));
 add(() => ({ name: "HEAD on long-poll", method: "HEAD", path: "/v1/channels/hostile-a/poll?timeout=0", expect: { status: 405, code: null } }));
 add(() => ({ name: "HEAD on /v1/events", method: "HEAD", path: "/v1/events?channel=hostile-sse", expect: { status: 405, code: null } }));
 add(() => ({ name: "OPTIONS without Origin", method: "OPTIONS", path: "/v1/channels/hostile-a/messages", expect: { status: 204, code: null } }));
@@ -307,7 +509,9 @@ get("/v1/ws without Upgrade", "/v1/ws", error(426, "upgrade_required"));
 get("oversized bearer token on history", "/v1/channels/hostile-a/messages", ok(), { Authorization: `Bearer ${"t".repeat(K100)}` });
 get("malformed Authorization on history", "/v1/channels/hostile-a/messages", ok(), { Authorization: "Basic %0D%0Ainjected" });
 get("oversized relay_token cookie on history", "/v1/channels/hostile-a/messages", ok(), { Cookie: `relay_token=${"t".repeat(K100)}` });
-publish("alg-none token on a publish (anonymous publishing is on)", "/v1/channels/hostile-b/messages", ok(201), { headers: { Authorization: "Bearer eyJhbGciOiJub25lIn0.eyJyZWxheSI6e319." } });
+publish("alg-none token on a publish (anonymous publishing is on)", "/v1/channels/hostile-b/messages", ok(201), {
+  headers: { Authorization: "Bearer eyJhbGciOiJub25lIn0.eyJyZWxheSI6e319." },
+});
 
 export const HOSTILE_CASES: HostileCase[] = drafts.map((draft, index) => {
   const id = index + 1;
@@ -334,7 +538,13 @@ const MUX_WS = "/v1/ws";
 
 const frameDrafts: Array<(id: number) => Omit<HostileFrame, "id">> = [];
 const frame = (name: string, path: string, build: (m: string) => string | Uint8Array, code: string, ref?: string, publishes = true) =>
-  frameDrafts.push((id) => ({ name, path, frame: build(`[HOSTILE-F${id}]`), ...(publishes ? { markers: [`[HOSTILE-F${id}]`] } : {}), expect: ref === undefined ? { code } : { code, ref } }));
+  frameDrafts.push((id) => ({
+    name,
+    path,
+    frame: build(`[HOSTILE-F${id}]`),
+    ...(publishes ? { markers: [`[HOSTILE-F${id}]`] } : {}),
+    expect: ref === undefined ? { code } : { code, ref },
+  }));
 
 for (const path of [CHANNEL_WS, MUX_WS]) {
   const where = path === CHANNEL_WS ? "channel socket" : "/v1/ws";
@@ -342,11 +552,33 @@ for (const path of [CHANNEL_WS, MUX_WS]) {
   const pub = (fields: Record<string, unknown>) => JSON.stringify({ type: "publish", ...channel, ...fields });
   frame(`${where}: 10,000 nested arrays`, path, () => deepArray(10_000), "invalid_frame", undefined, false);
   frame(`${where}: 10,000 nested objects under type`, path, () => `{"type":${deepObject(10_000)}}`, "invalid_frame", undefined, false);
-  frame(`${where}: 10,000 nested arrays as ref`, path, (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"data":"${m}","ref":${deepArray(10_000)}}`, "invalid_frame");
-  frame(`${where}: 10,000 nested objects as data`, path, (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"data":${deepObject(10_000, JSON.stringify(m))},"ref":"deep"}`, "invalid_frame", "deep");
+  frame(
+    `${where}: 10,000 nested arrays as ref`,
+    path,
+    (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"data":"${m}","ref":${deepArray(10_000)}}`,
+    "invalid_frame",
+  );
+  frame(
+    `${where}: 10,000 nested objects as data`,
+    path,
+    (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"data":${deepObject(10_000, JSON.stringify(m))},"ref":"deep"}`,
+    "invalid_frame",
+    "deep",
+  );
   frame(`${where}: the whole frame under __proto__`, path, (m) => `{"__proto__":{"type":"publish","channel":"hostile-mux","data":"${m}"}}`, "invalid_frame");
-  frame(`${where}: data only under __proto__`, path, (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"ref":"p1","__proto__":{"data":"${m}"}}`, "invalid_frame", "p1");
-  frame(`${where}: type under constructor.prototype`, path, (m) => `{"constructor":{"prototype":{"type":"publish"}},"channel":"hostile-mux","data":"${m}"}`, "invalid_frame");
+  frame(
+    `${where}: data only under __proto__`,
+    path,
+    (m) => `{"type":"publish",${path === MUX_WS ? '"channel":"hostile-mux",' : ""}"ref":"p1","__proto__":{"data":"${m}"}}`,
+    "invalid_frame",
+    "p1",
+  );
+  frame(
+    `${where}: type under constructor.prototype`,
+    path,
+    (m) => `{"constructor":{"prototype":{"type":"publish"}},"channel":"hostile-mux","data":"${m}"}`,
+    "invalid_frame",
+  );
   frame(`${where}: type __proto__`, path, () => '{"type":"__proto__","ref":"t1"}', "invalid_frame", "t1", false);
   frame(`${where}: type constructor`, path, () => '{"type":"constructor","ref":"t2"}', "invalid_frame", "t2", false);
   frame(`${where}: type toString`, path, () => '{"type":"toString"}', "invalid_frame", undefined, false);
@@ -368,25 +600,99 @@ for (const path of [CHANNEL_WS, MUX_WS]) {
   frame(`${where}: frame over MAX_FRAME_BYTES`, path, (m) => pub({ data: m, ref: "huge", pad: "x".repeat(MAX_FRAME_BYTES) }), "message_too_large");
   frame(`${where}: ping with a space is not the ping`, path, () => '{"type":"ping" }', "invalid_frame", undefined, false);
   frame(`${where}: PUBLISH in capitals`, path, (m) => JSON.stringify({ type: "PUBLISH", ...channel, data: m }), "invalid_frame");
-  frame(`${where}: duplicate type keys, the last one wins`, path, (m) => `{"type":"publish","channel":"hostile-mux","data":"${m}","type":"nope"}`, "invalid_frame");
+  frame(
+    `${where}: duplicate type keys, the last one wins`,
+    path,
+    (m) => `{"type":"publish","channel":"hostile-mux","data":"${m}","type":"nope"}`,
+    "invalid_frame",
+  );
   frame(`${where}: JSON null`, path, () => "null", "invalid_frame", undefined, false);
   frame(`${where}: a JSON string`, path, () => '"publish"', "invalid_frame", undefined, false);
   frame(`${where}: an empty text frame`, path, () => "", "invalid_frame", undefined, false);
   frame(`${where}: not JSON`, path, (m) => `publish ${m}`, "invalid_frame");
 }
-frame("channel socket: publishing to another channel", CHANNEL_WS, (m) => JSON.stringify({ type: "publish", channel: "hostile-a", data: m, ref: "x1" }), "invalid_channel", "x1");
-frame("channel socket: subscribe frames belong on /v1/ws", CHANNEL_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", ref: "x2" }), "invalid_frame", "x2", false);
-frame("/v1/ws: since as a number", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: 5, ref: "s1" }), "invalid_request", "s1", false);
-frame("/v1/ws: since as a fraction string", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "5.0", ref: "s2" }), "invalid_request", "s2", false);
-frame("/v1/ws: since negative", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "-1", ref: "s3" }), "invalid_request", "s3", false);
-frame("/v1/ws: since as an exponent", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "1e3", ref: "s4" }), "invalid_request", "s4", false);
-frame("/v1/ws: presence as a string", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "hostile-a", presence: "true", ref: "s5" }), "invalid_request", "s5", false);
+frame(
+  "channel socket: publishing to another channel",
+  CHANNEL_WS,
+  (m) => JSON.stringify({ type: "publish", channel: "hostile-a", data: m, ref: "x1" }),
+  "invalid_channel",
+  "x1",
+);
+frame(
+  "channel socket: subscribe frames belong on /v1/ws",
+  CHANNEL_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", ref: "x2" }),
+  "invalid_frame",
+  "x2",
+  false,
+);
+frame(
+  "/v1/ws: since as a number",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: 5, ref: "s1" }),
+  "invalid_request",
+  "s1",
+  false,
+);
+frame(
+  "/v1/ws: since as a fraction string",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "5.0", ref: "s2" }),
+  "invalid_request",
+  "s2",
+  false,
+);
+frame(
+  "/v1/ws: since negative",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "-1", ref: "s3" }),
+  "invalid_request",
+  "s3",
+  false,
+);
+frame(
+  "/v1/ws: since as an exponent",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", since: "1e3", ref: "s4" }),
+  "invalid_request",
+  "s4",
+  false,
+);
+frame(
+  "/v1/ws: presence as a string",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "hostile-a", presence: "true", ref: "s5" }),
+  "invalid_request",
+  "s5",
+  false,
+);
 frame("/v1/ws: subscribe to a number", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: 7, ref: "s6" }), "invalid_channel", "s6", false);
 frame("/v1/ws: subscribe to __proto__", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "__proto__", ref: "s7" }), "invalid_channel", "s7", false);
 frame("/v1/ws: subscribe to a slashed name", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "a/b", ref: "s8" }), "invalid_channel", "s8", false);
-frame("/v1/ws: subscribe to 129 characters", MUX_WS, () => JSON.stringify({ type: "subscribe", channel: "a".repeat(129), ref: "s9" }), "invalid_channel", "s9", false);
-frame("/v1/ws: unsubscribe from constructor (never subscribed)", MUX_WS, () => JSON.stringify({ type: "unsubscribe", channel: "constructor", ref: "u1" }), "invalid_request", "u1", false);
+frame(
+  "/v1/ws: subscribe to 129 characters",
+  MUX_WS,
+  () => JSON.stringify({ type: "subscribe", channel: "a".repeat(129), ref: "s9" }),
+  "invalid_channel",
+  "s9",
+  false,
+);
+frame(
+  "/v1/ws: unsubscribe from constructor (never subscribed)",
+  MUX_WS,
+  () => JSON.stringify({ type: "unsubscribe", channel: "constructor", ref: "u1" }),
+  "invalid_request",
+  "u1",
+  false,
+);
 frame("/v1/ws: publish without a channel", MUX_WS, (m) => JSON.stringify({ type: "publish", data: m, ref: "p2" }), "invalid_channel", "p2");
-frame("/v1/ws: a subscribe frame over MAX_FRAME_BYTES", MUX_WS, () => JSON.stringify({ type: "unsubscribe", channel: "hostile-a", pad: "x".repeat(MAX_FRAME_BYTES) }), "message_too_large", undefined, false);
+frame(
+  "/v1/ws: a subscribe frame over MAX_FRAME_BYTES",
+  MUX_WS,
+  () => JSON.stringify({ type: "unsubscribe", channel: "hostile-a", pad: "x".repeat(MAX_FRAME_BYTES) }),
+  "message_too_large",
+  undefined,
+  false,
+);
 
 export const HOSTILE_FRAMES: HostileFrame[] = frameDrafts.map((draft, index) => ({ id: index + 1, ...draft(index + 1) }));

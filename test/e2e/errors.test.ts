@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeAll, type HttpResult, history, openSse, openWs, publish, request, type SseSubscriber, uniqueChannel, type WsSubscriber } from "../support/clients";
+import {
+  closeAll,
+  type HttpResult,
+  history,
+  openSse,
+  openWs,
+  publish,
+  request,
+  type SseSubscriber,
+  uniqueChannel,
+  type WsSubscriber,
+} from "../support/clients";
 import { type Relay, sleep, startRelay } from "../support/relay";
 
 /** Not the default, so the tests also show that the var is honoured. */

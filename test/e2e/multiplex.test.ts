@@ -1,11 +1,11 @@
 import type { Socket } from "node:net";
 import { EventSource, type FetchLike, type FetchLikeResponse } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import {
+  Collector,
   channelUrl,
   closeAll,
-  Collector,
   type Envelope,
   type Frame,
   type HttpResult,
@@ -16,8 +16,8 @@ import {
   publishOk,
   request,
   uniqueChannel,
-  withTimeout,
   type WsSubscriber,
+  withTimeout,
 } from "../support/clients";
 import { type Relay, sleep, startRelay } from "../support/relay";
 
@@ -66,7 +66,8 @@ interface MuxClient {
 
 async function openMux(url: string, timeoutMs = 10_000): Promise<MuxClient> {
   const socket = await openWsAt(`${url.replace(/^http/, "ws")}/v1/ws`, timeoutMs);
-  const of = (type: string, channel?: string): Frame[] => socket.frames.items.filter((f) => f.type === type && (channel === undefined || f.channel === channel));
+  const of = (type: string, channel?: string): Frame[] =>
+    socket.frames.items.filter((f) => f.type === type && (channel === undefined || f.channel === channel));
   const client: MuxClient = {
     ws: socket.ws,
     frames: socket.frames,
@@ -185,7 +186,12 @@ async function openMuxSse(url: string, channels: string[], options: { retryMs?: 
  * Passes an SSE body through line by line: records `id:` lines, shortens `retry:`, and drops
  * everything once `state.frozen` is set (the response still ends when the server goes away).
  */
-function passThrough(body: ReadableStream<Uint8Array>, state: { frozen: boolean }, retryMs: number | undefined, onId: (id: string) => void): ReadableStream<Uint8Array> {
+function passThrough(
+  body: ReadableStream<Uint8Array>,
+  state: { frozen: boolean },
+  retryMs: number | undefined,
+  onId: (id: string) => void,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
@@ -284,9 +290,11 @@ describe("one /v1/ws socket over 50 channels", () => {
   let mux: MuxClient;
 
   it(`subscribes to ${COUNT} channels with subscribe frames; interleaved publishes arrive per channel in order, from each since, with no cross-talk`, async () => {
-    await Promise.all(channels.map(async (channel) => {
-      for (let n = 1; n <= PRE; n++) await publishOk(relay.url, channel, payload(channel, n));
-    }));
+    await Promise.all(
+      channels.map(async (channel) => {
+        for (let n = 1; n <= PRE; n++) await publishOk(relay.url, channel, payload(channel, n));
+      }),
+    );
     for (let n = 1; n <= PRE; n++) await publishOk(relay.url, outsider, payload(outsider, n));
 
     mux = await openMux(relay.url);
@@ -305,17 +313,25 @@ describe("one /v1/ws socket over 50 channels", () => {
 
     // Every channel's publisher and the outsider's run at once; each channel's own publishes stay in order.
     const last = PRE + ROUNDS;
-    await Promise.all([...channels, outsider].map(async (channel) => {
-      for (let n = PRE + 1; n <= last; n++) expect(await publishOk(relay.url, channel, payload(channel, n), { timeoutMs: 20_000 })).toBe(String(n));
-    }));
+    await Promise.all(
+      [...channels, outsider].map(async (channel) => {
+        for (let n = PRE + 1; n <= last; n++) expect(await publishOk(relay.url, channel, payload(channel, n), { timeoutMs: 20_000 })).toBe(String(n));
+      }),
+    );
     await mux.waitFor(() => channels.every((c) => mux.messages(c).some((m) => m.id === String(last))), 20_000, `id ${last} on every channel`);
     await sleep(300);
 
     channels.forEach((channel, i) => {
       const from = Number(sinceOf(i) ?? PRE) + 1;
       const got = mux.messages(channel);
-      expect(got.map((m) => m.id), channel).toEqual(idRange(from, last));
-      expect(got.map((m) => m.data), channel).toEqual(idRange(from, last).map((n) => payload(channel, Number(n))));
+      expect(
+        got.map((m) => m.id),
+        channel,
+      ).toEqual(idRange(from, last));
+      expect(
+        got.map((m) => m.data),
+        channel,
+      ).toEqual(idRange(from, last).map((n) => payload(channel, Number(n))));
       for (const m of got) expect(m).toMatchObject({ type: "message", channel, event: "message", ts: expect.any(Number) });
       // The greeting comes before the channel's first message.
       const greetingAt = mux.frames.items.findIndex((f) => f.type === "subscribed" && f.channel === channel);
@@ -331,7 +347,7 @@ describe("one /v1/ws socket over 50 channels", () => {
 
   it("unsubscribing from 10 channels stops their delivery while the other 40 continue", async () => {
     const next = PRE + ROUNDS + 1;
-    unsubscribed.forEach((channel, i) => mux.send({ type: "unsubscribe", channel, ref: `u${i}` }));
+    for (const [i, channel] of unsubscribed.entries()) mux.send({ type: "unsubscribe", channel, ref: `u${i}` });
     await mux.waitFor((all) => all.filter((f) => f.type === "unsubscribed").length === unsubscribed.length, 10_000, "10 unsubscribed frames");
     for (const channel of unsubscribed) {
       const frames = mux.of("unsubscribed", channel);
@@ -347,7 +363,10 @@ describe("one /v1/ws socket over 50 channels", () => {
     for (const channel of unsubscribed) {
       expect(mux.messages(channel).length, channel).toBe(countsBefore.get(channel));
       const goneAt = mux.frames.items.findIndex((f) => f.type === "unsubscribed" && f.channel === channel);
-      expect(mux.frames.items.slice(goneAt).filter((f) => f.channel === channel && f.type === "message"), channel).toEqual([]);
+      expect(
+        mux.frames.items.slice(goneAt).filter((f) => f.channel === channel && f.type === "message"),
+        channel,
+      ).toEqual([]);
       // Stored all the same, and the room no longer counts this socket.
       expect((await history(relay.url, channel)).lastId).toBe(String(next));
     }
@@ -380,7 +399,10 @@ describe("one /v1/ws socket over 50 channels", () => {
 
     for (const channel of targets) {
       const stored = (await history(relay.url, channel, base.get(channel))).messages;
-      expect(stored.map((m) => m.data), channel).toEqual(sent.filter((s) => s.channel === channel).map((s) => s.data));
+      expect(
+        stored.map((m) => m.data),
+        channel,
+      ).toEqual(sent.filter((s) => s.channel === channel).map((s) => s.data));
     }
     // Own envelopes come back on the subscribed channels only.
     await mux.waitFor(() => [kept[0]!, kept[1]!].every((c) => mux.messages(c).some((m) => m.id === String(nextId.get(c)))), 10_000, "own envelopes");
@@ -434,10 +456,19 @@ describe("one multi-channel SSE stream across a kill -9 of the relay", () => {
 
     for (const channel of channels) {
       const got = sse.envelopes(channel);
-      expect(got.map((m) => m.id), channel).toEqual(idRange(1, 8));
-      expect(got.map((m) => m.data), channel).toEqual(idRange(1, 8).map((n) => payload(channel, Number(n))));
+      expect(
+        got.map((m) => m.id),
+        channel,
+      ).toEqual(idRange(1, 8));
+      expect(
+        got.map((m) => m.data),
+        channel,
+      ).toEqual(idRange(1, 8).map((n) => payload(channel, Number(n))));
       const stored = await history(restarted.url, channel);
-      expect(stored.messages.map((m) => m.data), channel).toEqual(got.map((m) => m.data));
+      expect(
+        stored.messages.map((m) => m.data),
+        channel,
+      ).toEqual(got.map((m) => m.data));
     }
     expect(sse.events.items).toHaveLength(24);
     expect(sse.events.items.filter((e) => e.event !== "message")).toEqual([]);
@@ -652,7 +683,11 @@ describe("presence", () => {
     expect((await presenceOf(channel)).subscribers.map((s) => s.id)).toContain(joined.subscriber.id);
 
     visitor.ws.terminate();
-    const gone = await waitUntil(async () => !(await presenceOf(channel)).subscribers.some((s) => s.id === joined.subscriber.id), 20_000, "the vanished visitor to leave the list");
+    const gone = await waitUntil(
+      async () => !(await presenceOf(channel)).subscribers.some((s) => s.id === joined.subscriber.id),
+      20_000,
+      "the vanished visitor to leave the list",
+    );
     await watcher.waitFor(() => events(watcher).length >= 4, 10_000, "the leave");
     expect(events(watcher)[3]).toMatchObject({ type: "leave", channel, subscriber: joined.subscriber });
     const after = await presenceOf(channel);
@@ -671,7 +706,11 @@ describe("presence", () => {
     expect((await presenceOf(channel)).subscribers.map((s) => s.id)).toContain(joined.subscriber.id);
 
     visitor.tcp.destroy();
-    await waitUntil(async () => !(await presenceOf(channel)).subscribers.some((s) => s.id === joined.subscriber.id), 20_000, "the vanished /v1/ws visitor to leave the list");
+    await waitUntil(
+      async () => !(await presenceOf(channel)).subscribers.some((s) => s.id === joined.subscriber.id),
+      20_000,
+      "the vanished /v1/ws visitor to leave the list",
+    );
     await watcher.waitFor(() => events(watcher).length >= 6, 10_000, "the leave");
     expect(events(watcher)[5]).toMatchObject({ type: "leave", channel, subscriber: joined.subscriber });
     expect((await presenceOf(channel)).subscribers).toHaveLength(1);
@@ -709,12 +748,19 @@ describe("bad input over the real server", () => {
     mux.send({ type: "subscribe", channel: racing, ref: "race1" });
     mux.send({ type: "subscribe", channel: racing, ref: "race2" });
     mux.send('{"type":"ping"}');
-    await mux.waitFor((all) => all.filter((f) => f.type === "error").length >= bad.length + 1 && all.some((f) => f.type === "subscribed" && f.channel === racing), 10_000, "every error frame");
+    await mux.waitFor(
+      (all) => all.filter((f) => f.type === "error").length >= bad.length + 1 && all.some((f) => f.type === "subscribed" && f.channel === racing),
+      10_000,
+      "every error frame",
+    );
     await mux.waitFor((all) => all.some((f) => f.type === "pong"), 5_000, "pong");
     await sleep(200);
 
     const errors = mux.of("error") as Array<Frame & { ref?: string; error: { code: string; message: string } }>;
-    expect(errors.map((e) => [e.ref, e.error.code])).toEqual([...bad.map(([frame, code]) => [(frame as { ref: string }).ref, code]), ["race2", "invalid_request"]]);
+    expect(errors.map((e) => [e.ref, e.error.code])).toEqual([
+      ...bad.map(([frame, code]) => [(frame as { ref: string }).ref, code]),
+      ["race2", "invalid_request"],
+    ]);
     for (const e of errors) expect(e.error.message.length).toBeGreaterThan(10);
     expect(mux.of("subscribed").map((f) => f.channel)).toEqual([good, racing]);
 

@@ -145,8 +145,14 @@ describe("SSE resume", () => {
     const resumed = sub.requests.slice(1);
     expect(resumed.length).toBeGreaterThanOrEqual(4);
     for (const req of resumed) expect(req.lastEventId).toMatch(/^[1-9][0-9]*$/);
-    expect(windows.every((w) => w.sentBefore < total), JSON.stringify(windows)).toBe(true);
-    expect(windows.some((w) => w.sentAfter > w.sentBefore), JSON.stringify(windows)).toBe(true);
+    expect(
+      windows.every((w) => w.sentBefore < total),
+      JSON.stringify(windows),
+    ).toBe(true);
+    expect(
+      windows.some((w) => w.sentAfter > w.sentBefore),
+      JSON.stringify(windows),
+    ).toBe(true);
   }, 60_000);
 
   for (const how of ["Last-Event-ID", "since"] as const) {

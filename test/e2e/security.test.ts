@@ -1,19 +1,11 @@
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import {
-  HOSTILE_CASES,
-  HOSTILE_CHANNELS,
-  HOSTILE_CORPUS_VARS,
-  HOSTILE_FRAMES,
-  type HostileCase,
-  type HostileFrame,
-  rejectedMarkers,
-} from "../corpus/hostile";
 import { type Answer, expectAsTabled, expectFrameError } from "../corpus/expect-answer";
-import { closeAll, Collector, type Frame, uniqueChannel, withTimeout } from "../support/clients";
-import { carry, EXPECTED, type Grants, mintWith, TOKEN_KINDS, type TokenKind, tokenOfWith, type TokenSource } from "../support/tokens";
+import { HOSTILE_CASES, HOSTILE_CHANNELS, HOSTILE_CORPUS_VARS, HOSTILE_FRAMES, type HostileCase, type HostileFrame, rejectedMarkers } from "../corpus/hostile";
+import { Collector, closeAll, type Frame, uniqueChannel, withTimeout } from "../support/clients";
 import { type Relay, startRelay } from "../support/relay";
+import { carry, EXPECTED, type Grants, mintWith, TOKEN_KINDS, type TokenKind, type TokenSource, tokenOfWith } from "../support/tokens";
 
 /**
  * Security end to end, against real relay processes (`npm run dev`'s stack: wrangler's dev server
@@ -129,7 +121,12 @@ class Sock {
         ws.once("unexpected-response", (req, res) => {
           const chunks: Buffer[] = [];
           const done = (): void => {
-            resolve({ refused: true, status: res.statusCode ?? 0, type: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks).toString("utf8") });
+            resolve({
+              refused: true,
+              status: res.statusCode ?? 0,
+              type: String(res.headers["content-type"] ?? ""),
+              body: Buffer.concat(chunks).toString("utf8"),
+            });
             req.destroy();
           };
           res.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -343,7 +340,10 @@ describe("the hostile corpus against a real relay", () => {
       sock.send('{"type":"ping"}');
       await sock.next(seen, (f) => f.type === "pong", `pong on ${path}`);
       expect(sock.raw).toContain('{"type":"pong"}');
-      const frame = path === "/v1/ws" ? { type: "publish", channel: "hostile-mux", data: "still alive", ref: "alive" } : { type: "publish", data: "still alive", ref: "alive" };
+      const frame =
+        path === "/v1/ws"
+          ? { type: "publish", channel: "hostile-mux", data: "still alive", ref: "alive" }
+          : { type: "publish", data: "still alive", ref: "alive" };
       sock.send(frame);
       const ack = await sock.next(seen, (f) => f.type === "ack" && f.ref === "alive", `an ack on ${path}`);
       expect(ack.id).toMatch(/^[1-9][0-9]*$/);
@@ -436,7 +436,13 @@ describe("authorization, CORS and origins on a relay with a secret", () => {
   });
 
   /** One request on `route` for `channel`, with `token` carried by `source`; "ok" or "<status> <code>". */
-  async function attempt(route: Route, channel: string, token: string | undefined, source: TokenSource = "header", extra: Record<string, string> = {}): Promise<string> {
+  async function attempt(
+    route: Route,
+    channel: string,
+    token: string | undefined,
+    source: TokenSource = "header",
+    extra: Record<string, string> = {},
+  ): Promise<string> {
     const resource = { publish: "messages", SSE: "events", WebSocket: "ws", "long-poll": "poll?timeout=0", history: "messages" }[route];
     const { url, headers } = carry(`/v1/channels/${channel}/${resource}`, token, source, extra);
     if (route === "WebSocket") {
@@ -499,7 +505,11 @@ describe("authorization, CORS and origins on a relay with a secret", () => {
         continue;
       }
       try {
-        const answer = await sock.request({ type: "subscribe", channel, ref: "s" }, (f) => (f.type === "error" && f.ref === "s") || (f.type === "subscribed" && f.channel === channel), `an answer to subscribe (${kind})`);
+        const answer = await sock.request(
+          { type: "subscribe", channel, ref: "s" },
+          (f) => (f.type === "error" && f.ref === "s") || (f.type === "subscribed" && f.channel === channel),
+          `an answer to subscribe (${kind})`,
+        );
         outcomes[kind] = answer.type === "subscribed" ? "subscribed" : `frame ${(answer.error as { code: string }).code}`;
       } finally {
         await sock.close();

@@ -1,5 +1,5 @@
-import { EventSource, type FetchLike, type FetchLikeResponse } from "eventsource";
 import type { Socket } from "node:net";
+import { EventSource, type FetchLike, type FetchLikeResponse } from "eventsource";
 import WebSocket from "ws";
 import { sleep } from "./relay";
 
@@ -89,6 +89,7 @@ export interface HttpResult {
   status: number;
   headers: Headers;
   /** Parsed JSON, or the text when the body is not JSON. */
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the relay answered (`result.body.error.code`).
   body: any;
 }
 
@@ -120,7 +121,12 @@ export async function request(url: string, init: RequestInit = {}, timeoutMs = D
 }
 
 /** `GET /v1/channels/{channel}/messages` with every retained message after `since`. */
-export async function history(url: string, channel: string, since = 0, limit = 1000): Promise<{ messages: Envelope[]; lastId: string; oldestId: string | null }> {
+export async function history(
+  url: string,
+  channel: string,
+  since = 0,
+  limit = 1000,
+): Promise<{ messages: Envelope[]; lastId: string; oldestId: string | null }> {
   const result = await request(`${channelUrl(url, channel, "messages")}?since=${since}&limit=${limit}`);
   if (result.status !== 200) throw new Error(`history of ${channel} answered ${result.status}: ${JSON.stringify(result.body)}`);
   return result.body;
@@ -417,11 +423,7 @@ export function idRange(from: number, to: number): string[] {
 
 /** Closes everything given, ignoring what is already closed; bounded. */
 export async function closeAll(clients: Array<{ close(): unknown } | undefined>): Promise<void> {
-  await withTimeout(
-    Promise.allSettled(clients.map(async (client) => client?.close())),
-    10_000,
-    "closing clients",
-  ).catch(() => undefined);
+  await withTimeout(Promise.allSettled(clients.map(async (client) => client?.close())), 10_000, "closing clients").catch(() => undefined);
 }
 
 /**

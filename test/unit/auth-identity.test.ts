@@ -86,7 +86,19 @@ describe("authenticate", () => {
     const widened = `${header}.${part({ exp: now() + 60, relay: { publish: ["*"], subscribe: ["*"] } })}.${signature}`;
     expect(await kind(widened)).toBe("invalid");
     expect(await kind(await sign({ exp: now() + 60, relay }, "wrong-secret", "HS256"))).toBe("invalid");
-    for (const malformed of ["abc", "a.b", "a.b.c", "a.b.c.d", "..", `${header}..`, `${header}.${part({ exp: 1 })}`, `${good}x`, `${good}.`, "eyJ.eyJ.eyJ", "%%%.%%%.%%%"]) {
+    for (const malformed of [
+      "abc",
+      "a.b",
+      "a.b.c",
+      "a.b.c.d",
+      "..",
+      `${header}..`,
+      `${header}.${part({ exp: 1 })}`,
+      `${good}x`,
+      `${good}.`,
+      "eyJ.eyJ.eyJ",
+      "%%%.%%%.%%%",
+    ]) {
       expect(await kind(malformed), malformed).toBe("invalid");
     }
   });

@@ -112,7 +112,12 @@ describe("authorize with a secret", () => {
     const cfg = withSecret();
     expect(authorize(cfg, token(["news"], ["*"]), "news", "subscribe")).toEqual({ canPublish: true, subject: "alice", expiresAt: EXP });
     expect(authorize(cfg, token([], ["*"]), "news", "subscribe")).toEqual({ canPublish: false, publishRefusal: "forbidden", subject: "alice", expiresAt: EXP });
-    expect(authorize(cfg, token([], [], undefined), "lobby", "subscribe")).toEqual({ canPublish: false, publishRefusal: "forbidden", subject: undefined, expiresAt: EXP });
+    expect(authorize(cfg, token([], [], undefined), "lobby", "subscribe")).toEqual({
+      canPublish: false,
+      publishRefusal: "forbidden",
+      subject: undefined,
+      expiresAt: EXP,
+    });
   });
 
   it("the 401 message names the ways to send a token, the 403 names the action", () => {

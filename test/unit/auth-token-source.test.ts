@@ -56,7 +56,19 @@ describe("findToken: the Authorization header", () => {
   });
 
   it("refuses anything but 'Bearer <one token>'", () => {
-    const malformed = ["", "Bearer", "Bearer ", "Bearert.t.t", "Basic dXNlcjpwYXNz", "Token t.t.t", "Bearer a b", "t.t.t", "Bearer\tt.t.t", "Bearer: t.t.t", "Bearer t.t.t, Bearer u.u.u"];
+    const malformed = [
+      "",
+      "Bearer",
+      "Bearer ",
+      "Bearert.t.t",
+      "Basic dXNlcjpwYXNz",
+      "Token t.t.t",
+      "Bearer a b",
+      "t.t.t",
+      "Bearer\tt.t.t",
+      "Bearer: t.t.t",
+      "Bearer t.t.t, Bearer u.u.u",
+    ];
     for (const value of malformed) expect(findToken(request({ authorization: value })), JSON.stringify(value)).toHaveProperty("invalid");
   });
 });

@@ -11,7 +11,15 @@ describe("isTerminalCloseCode", () => {
   });
 
   it("names the codes the relay sends", () => {
-    expect(CloseCode).toMatchObject({ Normal: 1000, GoingAway: 1001, PolicyViolation: 1008, InternalError: 1011, TryAgainLater: 1013, Unauthorized: 4001, Forbidden: 4003 });
+    expect(CloseCode).toMatchObject({
+      Normal: 1000,
+      GoingAway: 1001,
+      PolicyViolation: 1008,
+      InternalError: 1011,
+      TryAgainLater: 1013,
+      Unauthorized: 4001,
+      Forbidden: 4003,
+    });
     expect(isTerminalCloseCode(CloseCode.TryAgainLater)).toBe(false);
   });
 });

@@ -99,9 +99,12 @@ describe("readConfig", () => {
   });
 
   describe.each(NUMERIC)("a malformed %s", (name) => {
-    it.each<unknown>(["0", "-1", "1.5", "abc", "10 items", " ", "1e3", "0x10", " 42 ", "Infinity", "NaN", "9007199254740992", 0, -5, 2.5, Number.NaN, null])("%j throws naming the setting", (value) => {
-      expect(() => readConfig({ [name]: value })).toThrow(name);
-    });
+    it.each<unknown>(["0", "-1", "1.5", "abc", "10 items", " ", "1e3", "0x10", " 42 ", "Infinity", "NaN", "9007199254740992", 0, -5, 2.5, Number.NaN, null])(
+      "%j throws naming the setting",
+      (value) => {
+        expect(() => readConfig({ [name]: value })).toThrow(name);
+      },
+    );
   });
 
   // Number(true) is 1 and Number([64]) is 64: a boolean or a list in wrangler.toml must not slip through as a size.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseClientFrame, type ParseResult } from "../../src/protocol/frames";
+import { type ParseResult, parseClientFrame } from "../../src/protocol/frames";
 import { mulberry32, pick } from "../support/prng";
 
 const options = { maxDataBytes: 16 };
@@ -101,11 +101,11 @@ describe("parseClientFrame: data size in UTF-8 bytes", () => {
   it("counts multi-byte characters by their UTF-8 bytes", () => {
     // "é" is 2 bytes, "€" 3, "😀" 4 (two UTF-16 units).
     expect(frame({ type: "publish", data: "é".repeat(8) }).ok).toBe(true);
-    expect(outcome(frame({ type: "publish", data: "é".repeat(8) + "a" }))).toEqual({ code: "message_too_large", ref: undefined });
-    expect(frame({ type: "publish", data: "€".repeat(5) + "a" }).ok).toBe(true);
-    expect(outcome(frame({ type: "publish", data: "€".repeat(5) + "é" }))).toEqual({ code: "message_too_large", ref: undefined });
+    expect(outcome(frame({ type: "publish", data: `${"é".repeat(8)}a` }))).toEqual({ code: "message_too_large", ref: undefined });
+    expect(frame({ type: "publish", data: `${"€".repeat(5)}a` }).ok).toBe(true);
+    expect(outcome(frame({ type: "publish", data: `${"€".repeat(5)}é` }))).toEqual({ code: "message_too_large", ref: undefined });
     expect(frame({ type: "publish", data: "😀".repeat(4) }).ok).toBe(true);
-    expect(frame({ type: "publish", data: "😀".repeat(4) + "a" }).ok).toBe(false);
+    expect(frame({ type: "publish", data: `${"😀".repeat(4)}a` }).ok).toBe(false);
   });
 
   it("checks the size of data written with JSON escapes by its decoded text", () => {

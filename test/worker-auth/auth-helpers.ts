@@ -1,3 +1,5 @@
+import { expect } from "vitest";
+import { type ErrorCode, ErrorStatus } from "../../src/protocol/errors";
 import {
   base64url,
   carry,
@@ -8,11 +10,9 @@ import {
   nowSeconds,
   TOKEN_KINDS,
   type TokenKind,
-  tokenOfWith,
   type TokenSource,
+  tokenOfWith,
 } from "../support/tokens";
-import { expect } from "vitest";
-import { ErrorStatus, type ErrorCode } from "../../src/protocol/errors";
 import { eventually, randomChannel, relay } from "../worker/helpers";
 
 /** The worker-auth project's settings (vitest.config.ts). */
@@ -111,7 +111,10 @@ export class Ws {
 
   async waitFor(predicate: (frame: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
     let found: Record<string, unknown> | undefined;
-    await eventually(() => (found = this.frames.find(predicate)) !== undefined, what);
+    await eventually(() => {
+      found = this.frames.find(predicate);
+      return found !== undefined;
+    }, what);
     return found!;
   }
 
@@ -120,7 +123,10 @@ export class Ws {
     const seen = this.frames.length;
     this.send(frame);
     let found: Record<string, unknown> | undefined;
-    await eventually(() => (found = this.frames.slice(seen).find(predicate)) !== undefined, what);
+    await eventually(() => {
+      found = this.frames.slice(seen).find(predicate);
+      return found !== undefined;
+    }, what);
     return found!;
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { APP_ORIGIN, FOREIGN_ORIGIN, mint, outcomeOf, relay, send, Ws } from "./auth-helpers";
 import { BASE, expectError, randomChannel } from "../worker/helpers";
+import { APP_ORIGIN, FOREIGN_ORIGIN, mint, outcomeOf, relay, send, Ws } from "./auth-helpers";
 
 function preflight(path: string, origin: string, method = "POST", headers = "authorization,content-type") {
   return relay(path, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers } });

@@ -1,8 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/protocol/close-codes";
-import { mint, nowSeconds, randomChannel, send, Ws } from "./auth-helpers";
 import { eventually, roomStub, SseReader } from "../worker/helpers";
+import { mint, nowSeconds, randomChannel, send, Ws } from "./auth-helpers";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -34,7 +34,9 @@ describe("a connection whose token expires is closed", () => {
 
   it("channel WebSocket: a token inside the 30 s leeway is accepted at connect but closed at once, its exp being past", async () => {
     const channel = randomChannel("expiry");
-    const res = await send(`/v1/channels/${channel}/ws`, await mint({ subscribe: [channel] }, { exp: nowSeconds() - 5 }), { headers: { Upgrade: "websocket" } });
+    const res = await send(`/v1/channels/${channel}/ws`, await mint({ subscribe: [channel] }, { exp: nowSeconds() - 5 }), {
+      headers: { Upgrade: "websocket" },
+    });
     expect(res.status).toBe(101);
     const ws = new Ws(res.webSocket!);
     await runDurableObjectAlarm(roomStub(channel));
@@ -84,10 +86,16 @@ describe("a connection whose token expires is closed", () => {
     expect(before.type).toBe("ack");
     await sleep(exp * 1000 - Date.now() + 1500);
     if (ws.closed === undefined) {
-      const after = await ws.request({ type: "publish", channel, data: "AFTER-EXPIRY", ref: "p2" }, (f) => f.ref === "p2", "second answer").catch(() => undefined);
+      const after = await ws
+        .request({ type: "publish", channel, data: "AFTER-EXPIRY", ref: "p2" }, (f) => f.ref === "p2", "second answer")
+        .catch(() => undefined);
       const history = await send(`/v1/channels/${channel}/messages?since=0`, await mint({ subscribe: [channel] }));
       const stored = ((await history.json()) as { messages: Array<{ data: string }> }).messages.map((m) => m.data);
-      expect({ closed: ws.closed, answer: after?.type, stored }).toEqual({ closed: { code: CloseCode.TokenExpired, reason: expect.any(String) }, answer: undefined, stored: ["in time"] });
+      expect({ closed: ws.closed, answer: after?.type, stored }).toEqual({
+        closed: { code: CloseCode.TokenExpired, reason: expect.any(String) },
+        answer: undefined,
+        stored: ["in time"],
+      });
     }
     expect(ws.closed?.code).toBe(CloseCode.TokenExpired);
   }, 15_000);
@@ -97,14 +105,18 @@ describe("expiry on its own clock", () => {
   it.each([
     ["channel SSE", (channel: string) => `/v1/channels/${channel}/events?`],
     ["multi-channel SSE", (channel: string) => `/v1/events?channel=${channel}&`],
-  ])("%s: ends one stream after another at each token's exp, without anyone firing the alarm", async (_, path) => {
-    const channel = randomChannel("expiry-sse-series");
-    for (let round = 0; round < 3; round++) {
-      const exp = nowSeconds() + 2;
-      const token = await mint({ subscribe: [channel] }, { exp });
-      const reader = await SseReader.openPath(`${path(channel)}token=${token}`);
-      await eventually(() => reader.ended, `round ${round}: the stream's end`, 6000);
-      expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000 - 50);
-    }
-  }, 30_000);
+  ])(
+    "%s: ends one stream after another at each token's exp, without anyone firing the alarm",
+    async (_, path) => {
+      const channel = randomChannel("expiry-sse-series");
+      for (let round = 0; round < 3; round++) {
+        const exp = nowSeconds() + 2;
+        const token = await mint({ subscribe: [channel] }, { exp });
+        const reader = await SseReader.openPath(`${path(channel)}token=${token}`);
+        await eventually(() => reader.ended, `round ${round}: the stream's end`, 6000);
+        expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000 - 50);
+      }
+    },
+    30_000,
+  );
 });

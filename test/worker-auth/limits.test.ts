@@ -2,8 +2,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/protocol/close-codes";
-import { HTTP_PUBLISH_LIMIT, HTTP_PUBLISH_PERIOD_SECONDS, MAX_SUBSCRIBERS, mint, outcomeOf, randomChannel, send, WS_BURST, Ws } from "./auth-helpers";
 import { eventually, expectError } from "../worker/helpers";
+import { HTTP_PUBLISH_LIMIT, HTTP_PUBLISH_PERIOD_SECONDS, mint, outcomeOf, randomChannel, send, WS_BURST, Ws } from "./auth-helpers";
 
 /** How many connection leases the limiter holds for a client address. */
 async function leasesHeld(address: string): Promise<number> {
@@ -53,7 +53,10 @@ describe("per-channel subscriber cap (MAX_SUBSCRIBERS_PER_CHANNEL=5)", () => {
     expect(await outcomeOf(await send(`/v1/channels/${channel}/messages`, token), 200)).toBe("ok");
 
     sockets[0]!.close();
-    await eventually(async () => (await send(`/v1/channels/${channel}/ws`, token, { headers: { Upgrade: "websocket" } }).then((r) => outcomeOf(r, 101))) === "ok", "room for a new subscriber");
+    await eventually(
+      async () => (await send(`/v1/channels/${channel}/ws`, token, { headers: { Upgrade: "websocket" } }).then((r) => outcomeOf(r, 101))) === "ok",
+      "room for a new subscriber",
+    );
     sockets[1]!.close();
     mux.close();
     other.close();
@@ -162,7 +165,8 @@ describe("HTTP publish rate limit (PUBLISH_RATE_LIMITER: 5 per 10 s per key)", (
     const channel = randomChannel("rate-ip");
     const token = await mint({ publish: [channel] }, { sub: undefined });
     const ip = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
-    const publish = (address: string) => send(`/v1/channels/${channel}/messages`, token, { method: "POST", body: "x", headers: { "CF-Connecting-IP": address } });
+    const publish = (address: string) =>
+      send(`/v1/channels/${channel}/messages`, token, { method: "POST", body: "x", headers: { "CF-Connecting-IP": address } });
     await startOfWindow();
     for (let i = 0; i < HTTP_PUBLISH_LIMIT; i++) expect((await publish(ip)).status).toBe(201);
     await expectError(await publish(ip), 429, "rate_limited");
@@ -179,7 +183,8 @@ describe("connections per client address (MAX_CONNECTIONS_PER_IP=50)", () => {
     const channel = () => `${prefix}-${n++}`;
     const address = { "CF-Connecting-IP": `198.51.100.${Math.floor(Math.random() * 250) + 1}` };
     const held: Ws[] = [];
-    for (let i = 0; i < 25; i++) held.push(new Ws((await send(`/v1/channels/${channel()}/ws`, token, { headers: { ...address, Upgrade: "websocket" } })).webSocket!));
+    for (let i = 0; i < 25; i++)
+      held.push(new Ws((await send(`/v1/channels/${channel()}/ws`, token, { headers: { ...address, Upgrade: "websocket" } })).webSocket!));
     const streams: Response[] = [];
     for (let i = 0; i < 25; i++) {
       const path = i % 2 ? `/v1/channels/${channel()}/events` : `/v1/events?channel=${channel()}`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { frameOutcome, mint, outcomeOf, send, Ws } from "./auth-helpers";
 import { eventually } from "../worker/helpers";
+import { frameOutcome, mint, outcomeOf, send, Ws } from "./auth-helpers";
 
 /** A fresh channel under the `public.*` pattern of PUBLIC_CHANNELS. */
 const publicChannel = () => `public.${crypto.randomUUID()}`;
@@ -54,9 +54,17 @@ describe("PUBLIC_CHANNELS", () => {
     const batch = await send("/v1/publish", undefined, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ messages: [{ channel, data: "anon" }, { channel: "lobby", data: "anon" }] }),
+      body: JSON.stringify({
+        messages: [
+          { channel, data: "anon" },
+          { channel: "lobby", data: "anon" },
+        ],
+      }),
     });
-    expect(((await batch.json()) as { results: Array<{ error?: { code: string } }> }).results.map((r) => r.error?.code)).toEqual(["unauthorized", "unauthorized"]);
+    expect(((await batch.json()) as { results: Array<{ error?: { code: string } }> }).results.map((r) => r.error?.code)).toEqual([
+      "unauthorized",
+      "unauthorized",
+    ]);
   });
 
   it("an anonymous socket on a public channel receives messages but may not publish, over either socket", async () => {

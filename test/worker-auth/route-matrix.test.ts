@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ErrorStatus, type ErrorCode } from "../../src/protocol/errors";
-import { EXPECTED, frameOutcome, outcomeOf, randomChannel, send, TOKEN_KINDS, tokenOf, type TokenSource, Ws } from "./auth-helpers";
+import { type ErrorCode, ErrorStatus } from "../../src/protocol/errors";
+import { EXPECTED, frameOutcome, outcomeOf, randomChannel, send, TOKEN_KINDS, type TokenSource, tokenOf, Ws } from "./auth-helpers";
 
 /** One way to use a channel, run with a token (or none) carried the given way; answers "ok" or "<status> <code>". */
 interface Route {
@@ -38,7 +38,11 @@ const ROUTES: Route[] = [
     run: async (channel, token, source) => {
       const ws = await openMultiplexed(token, source);
       if (typeof ws === "string") return ws;
-      const frame = await ws.request({ type: "subscribe", channel, ref: "s1" }, (f) => f.ref === "s1" || (f.type === "subscribed" && f.channel === channel), "an answer to subscribe");
+      const frame = await ws.request(
+        { type: "subscribe", channel, ref: "s1" },
+        (f) => f.ref === "s1" || (f.type === "subscribed" && f.channel === channel),
+        "an answer to subscribe",
+      );
       ws.close();
       return frameOutcome(frame);
     },
@@ -103,7 +107,9 @@ describe("rights are checked per action", () => {
     expect(frameOutcome(answer)).toBe("403 forbidden");
     const mux = await Ws.open("/v1/ws", await mint({ subscribe: [channel] }));
     expect(frameOutcome(await mux.request({ type: "publish", channel, data: "nope", ref: "r2" }, (f) => f.ref === "r2", "an answer"))).toBe("403 forbidden");
-    expect(frameOutcome(await mux.request({ type: "subscribe", channel, ref: "r3" }, (f) => f.type === "subscribed" || f.ref === "r3", "an answer"))).toBe("ok");
+    expect(frameOutcome(await mux.request({ type: "subscribe", channel, ref: "r3" }, (f) => f.type === "subscribed" || f.ref === "r3", "an answer"))).toBe(
+      "ok",
+    );
     const res = await send(`/v1/channels/${channel}/messages?since=0`, await mint({ subscribe: [channel] }));
     expect(((await res.json()) as { lastId: string }).lastId).toBe("0");
     expect(ws.closed).toBeUndefined();

@@ -1,7 +1,21 @@
-import { describe, expect, it } from "vitest";
-import { craft, frameOutcome, mint, nowSeconds, outcomeOf, PREVIOUS_SECRET, randomChannel, relay, SECRET, send, type TokenSource, Ws, base64url } from "./auth-helpers";
-import { eventually, expectError } from "../worker/helpers";
 import { sign } from "hono/jwt";
+import { describe, expect, it } from "vitest";
+import { eventually, expectError } from "../worker/helpers";
+import {
+  base64url,
+  craft,
+  frameOutcome,
+  mint,
+  nowSeconds,
+  outcomeOf,
+  PREVIOUS_SECRET,
+  randomChannel,
+  relay,
+  SECRET,
+  send,
+  type TokenSource,
+  Ws,
+} from "./auth-helpers";
 
 const SOURCES: TokenSource[] = ["header", "query", "cookie"];
 
@@ -18,7 +32,10 @@ describe("hand-crafted bad tokens are 401 from every source", () => {
     ["alg none, no signature", (c) => craft({ alg: "none", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }, null)],
     ["alg none with an HS256 signature", (c) => craft({ alg: "none", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } })],
     ["alg NONE", (c) => craft({ alg: "NONE" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }, null)],
-    ["HS512 with the right secret", (c) => craft({ alg: "HS512", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }, SECRET, "SHA-512")],
+    [
+      "HS512 with the right secret",
+      (c) => craft({ alg: "HS512", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }, SECRET, "SHA-512"),
+    ],
     ["HS384 from hono/jwt", (c) => sign({ exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }, SECRET, "HS384")],
     ["RS256 header over an HMAC signature", (c) => craft({ alg: "RS256", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } })],
     ["ES256 header", (c) => craft({ alg: "ES256", typ: "JWT" }, { exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } })],
@@ -43,10 +60,13 @@ describe("hand-crafted bad tokens are 401 from every source", () => {
     ["malformed: not base64", async () => "!!!.???.***"],
     ["malformed: header not JSON", async () => `${base64url("not json")}.${base64url("{}")}.sig`],
     ["malformed: padded signature garbage", async (c) => `${(await mint({ publish: [c], subscribe: [c] })).slice(0, -4)}====`],
-    ["tampered payload widening the grant", async (c) => {
-      const [header, , signature] = (await mint({ subscribe: ["nothing"] })).split(".");
-      return `${header}.${base64url(JSON.stringify({ exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }))}.${signature}`;
-    }],
+    [
+      "tampered payload widening the grant",
+      async (c) => {
+        const [header, , signature] = (await mint({ subscribe: ["nothing"] })).split(".");
+        return `${header}.${base64url(JSON.stringify({ exp: nowSeconds() + 300, relay: { publish: [c], subscribe: [c] } }))}.${signature}`;
+      },
+    ],
     ["oversized (9000 characters)", async () => "a".repeat(9000)],
   ];
 
@@ -62,7 +82,10 @@ describe("hand-crafted bad tokens are 401 from every source", () => {
 
   it("a hand-made token with the right header and secret works, so the cases above fail for their flaw alone", async () => {
     const channel = randomChannel("crafted");
-    const token = await craft({ alg: "HS256", typ: "JWT" }, { sub: `u-${crypto.randomUUID()}`, exp: nowSeconds() + 300, relay: { publish: [channel], subscribe: [channel] } });
+    const token = await craft(
+      { alg: "HS256", typ: "JWT" },
+      { sub: `u-${crypto.randomUUID()}`, exp: nowSeconds() + 300, relay: { publish: [channel], subscribe: [channel] } },
+    );
     expect(await publishWith(channel, token)).toBe("ok");
     expect(await readWith(channel, token)).toBe("ok");
   });
@@ -88,7 +111,9 @@ describe("hand-crafted bad tokens are 401 from every source", () => {
     const good = await mint({ subscribe: [channel] });
     const bad = await mint({ subscribe: [channel] }, {}, "wrong-secret");
     const path = `/v1/channels/${channel}/messages`;
-    expect(await outcomeOf(await relay(`${path}?token=${bad}`, { headers: { Authorization: `Bearer ${good}`, Cookie: `relay_token=${bad}` } }), 200)).toBe("ok");
+    expect(await outcomeOf(await relay(`${path}?token=${bad}`, { headers: { Authorization: `Bearer ${good}`, Cookie: `relay_token=${bad}` } }), 200)).toBe(
+      "ok",
+    );
     expect(await outcomeOf(await relay(`${path}?token=${good}`, { headers: { Authorization: `Bearer ${bad}` } }), 200)).toBe("401 unauthorized");
     expect(await outcomeOf(await relay(`${path}?token=${good}`, { headers: { Cookie: `relay_token=${bad}` } }), 200)).toBe("ok");
     expect(await outcomeOf(await relay(`${path}?token=${bad}`, { headers: { Cookie: `relay_token=${good}` } }), 200)).toBe("401 unauthorized");
@@ -177,12 +202,20 @@ describe("the token's sub names the client", () => {
       return outcomes;
     }
     const mux = new Ws(upgrade.webSocket!);
-    outcomes["/v1/ws subscribe"] = frameOutcome(await mux.request({ type: "subscribe", channel, ref: "s" }, (f) => f.type === "subscribed" || f.ref === "s", "an answer"));
+    outcomes["/v1/ws subscribe"] = frameOutcome(
+      await mux.request({ type: "subscribe", channel, ref: "s" }, (f) => f.type === "subscribed" || f.ref === "s", "an answer"),
+    );
     mux.close();
     return outcomes;
   }
 
-  const ALL_OK = { "/v1/channels/{c}/ws": "ok", "/v1/channels/{c}/events": "ok", "/v1/channels/{c}/poll?timeout=0": "ok", "/v1/events?channel={c}": "ok", "/v1/ws subscribe": "ok" };
+  const ALL_OK = {
+    "/v1/channels/{c}/ws": "ok",
+    "/v1/channels/{c}/events": "ok",
+    "/v1/channels/{c}/poll?timeout=0": "ok",
+    "/v1/events?channel={c}": "ok",
+    "/v1/ws subscribe": "ok",
+  };
 
   // An empty sub names nobody: the client gets a connection id, as an anonymous one would.
   it("an empty sub is a valid token: subscribing works everywhere (with a random id)", async () => {
@@ -197,6 +230,8 @@ describe("the token's sub names the client", () => {
     const token = await mint({ publish: [channel], subscribe: [channel] }, { sub: "s".repeat(300) });
     const outcomes = await subscribeOutcomes(channel, token);
     expect(Object.entries(outcomes).filter(([, outcome]) => !["ok", "401 unauthorized"].includes(outcome))).toEqual([]);
-    expect(Object.values(outcomes).filter((o) => o === "ok").length === 5 || Object.values(outcomes).every((o) => o !== "ok"), JSON.stringify(outcomes)).toBe(true);
+    expect(Object.values(outcomes).filter((o) => o === "ok").length === 5 || Object.values(outcomes).every((o) => o !== "ok"), JSON.stringify(outcomes)).toBe(
+      true,
+    );
   });
 });

@@ -98,7 +98,10 @@ export class WsClient {
 
   async waitFor(predicate: (frame: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
     let found: Record<string, unknown> | undefined;
-    await eventually(() => (found = this.frames.find(predicate)) !== undefined, what);
+    await eventually(() => {
+      found = this.frames.find(predicate);
+      return found !== undefined;
+    }, what);
     return found!;
   }
 

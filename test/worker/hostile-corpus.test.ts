@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HOSTILE_CASES, HOSTILE_CHANNELS, HOSTILE_FRAMES, type HostileCase, type HostileFrame, rejectedMarkers } from "../corpus/hostile";
 import { expectAsTabled, expectFrameError } from "../corpus/expect-answer";
+import { HOSTILE_CASES, HOSTILE_CHANNELS, HOSTILE_FRAMES, type HostileCase, type HostileFrame, rejectedMarkers } from "../corpus/hostile";
 import { eventually, relay, SseReader, WsClient } from "./helpers";
 
 /**
@@ -40,7 +40,8 @@ describe("hostile HTTP corpus", () => {
   it("has at least 100 cases, numbered uniquely, each publishing case marked", () => {
     expect(HOSTILE_CASES.length).toBeGreaterThanOrEqual(100);
     expect(new Set(HOSTILE_CASES.map((c) => c.id)).size).toBe(HOSTILE_CASES.length);
-    for (const c of HOSTILE_CASES) if (c.method === "POST" && c.body !== undefined && c.body.length > 0 && c.expect.status !== 415) expect(c.markers, c.name).toBeDefined();
+    for (const c of HOSTILE_CASES)
+      if (c.method === "POST" && c.body !== undefined && c.body.length > 0 && c.expect.status !== 415) expect(c.markers, c.name).toBeDefined();
   });
 
   it.each(HOSTILE_CASES)("#$id $name", async (c) => {
@@ -86,7 +87,10 @@ describe("hostile WebSocket frames", () => {
       expect(ws.closed, path).toBeUndefined();
       ws.send('{"type":"ping"}');
       await eventually(() => ws.raw.includes('{"type":"pong"}'), `pong on ${path}`);
-      const frame = path === "/v1/ws" ? { type: "publish", channel: "hostile-mux", data: "still alive", ref: "alive" } : { type: "publish", data: "still alive", ref: "alive" };
+      const frame =
+        path === "/v1/ws"
+          ? { type: "publish", channel: "hostile-mux", data: "still alive", ref: "alive" }
+          : { type: "publish", data: "still alive", ref: "alive" };
       ws.send(frame);
       await ws.waitFor((f) => f.type === "ack" && f.ref === "alive", `an ack on ${path}`);
       ws.close();
@@ -132,6 +136,11 @@ describe("after the corpus", () => {
     const bad = lines.filter((line) => line !== "" && !line.startsWith(":") && !/^(id|event|data|retry):( |$)/.test(line));
     expect(bad).toEqual([]);
     expect(sse.text).not.toContain("\r");
-    expect(sse.events().map((e) => e.event).filter((e) => e !== undefined && e !== "message")).toEqual([]);
+    expect(
+      sse
+        .events()
+        .map((e) => e.event)
+        .filter((e) => e !== undefined && e !== "message"),
+    ).toEqual([]);
   });
 });

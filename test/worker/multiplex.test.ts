@@ -8,7 +8,7 @@ describe("multi-channel WebSocket", () => {
     const outsider = randomChannel("outsider");
     for (const channel of channels) await publishOk(channel, "before");
     const ws = await WsClient.open("/v1/ws");
-    channels.forEach((channel, i) => ws.send({ type: "subscribe", channel, ...(i % 2 === 0 ? { since: "0" } : {}) }));
+    for (const [i, channel] of channels.entries()) ws.send({ type: "subscribe", channel, ...(i % 2 === 0 ? { since: "0" } : {}) });
     await eventually(() => ws.frames.filter((f) => f.type === "subscribed").length === channels.length, "every subscribed frame");
 
     for (let round = 1; round <= 3; round++) {
@@ -118,7 +118,11 @@ describe("multi-channel SSE", () => {
     const resumed = await SseReader.openPath(`/v1/events?${query}`, { "Last-Event-ID": lastEventId });
     await eventually(() => resumed.events().length === 12, "the twelve missed messages");
     for (const channel of channels) {
-      const ids = resumed.events().map((e) => JSON.parse(e.data) as Envelope).filter((m) => m.channel === channel).map((m) => m.id);
+      const ids = resumed
+        .events()
+        .map((e) => JSON.parse(e.data) as Envelope)
+        .filter((m) => m.channel === channel)
+        .map((m) => m.id);
       expect(ids).toEqual(range(2, 5));
     }
     await resumed.cancel();

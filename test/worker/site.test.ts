@@ -9,7 +9,10 @@ describe("demo page and SDK bundle, served by the Worker", () => {
     const html = await page.text();
     expect(html).toContain('src="/demo.js"');
     expect(html).toContain('href="/demo.css"');
-    for (const [path, type] of [["/demo.js", "text/javascript"], ["/demo.css", "text/css"]] as const) {
+    for (const [path, type] of [
+      ["/demo.js", "text/javascript"],
+      ["/demo.css", "text/css"],
+    ] as const) {
       const res = await relay(path);
       expect(res.status, path).toBe(200);
       expect(res.headers.get("Content-Type")).toContain(type);

@@ -20,12 +20,19 @@ const HISTORY = 1000;
 const channels = new Map();
 const channelOf = (name) => {
   let channel = channels.get(name);
-  if (!channel) channels.set(name, (channel = { seq: 0, history: [], ws: new Set(), sse: new Set() }));
+  if (!channel) {
+    channel = { seq: 0, history: [], ws: new Set(), sse: new Set() };
+    channels.set(name, channel);
+  }
   return channel;
 };
 
 const ROUTE = /^\/v1\/channels\/([^/]+)\/(messages|ws|events)$/;
-const sseText = (id, data) => `id: ${id}\nevent: message\n${data.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join("")}\n`;
+const sseText = (id, data) =>
+  `id: ${id}\nevent: message\n${data
+    .split(/\r\n|\r|\n/)
+    .map((l) => `data: ${l}\n`)
+    .join("")}\n`;
 
 /** Messages after `since`, from the in-memory ring. */
 const replay = (channel, since) => channel.history.filter((m) => Number(m.id) > since);
@@ -73,7 +80,7 @@ const server = createServer((req, res) => {
 server.on("upgrade", (req, socket, head) => {
   const url = new URL(req.url, "http://x");
   const match = ROUTE.exec(url.pathname);
-  if (!match || match[2] !== "ws") return void socket.destroy();
+  if (match?.[2] !== "ws") return void socket.destroy();
   const name = decodeURIComponent(match[1]);
   const channel = channelOf(name);
   wss.handleUpgrade(req, socket, head, (ws) => {

@@ -11,7 +11,11 @@ import { routePartykitRequest, Server } from "partyserver";
 
 const HISTORY = 1000;
 const encoder = new TextEncoder();
-const sseText = (id, data) => `id: ${id}\nevent: message\n${data.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join("")}\n`;
+const sseText = (id, data) =>
+  `id: ${id}\nevent: message\n${data
+    .split(/\r\n|\r|\n/)
+    .map((l) => `data: ${l}\n`)
+    .join("")}\n`;
 
 export class Room extends Server {
   static options = { hibernate: true };
@@ -66,7 +70,9 @@ export class Room extends Server {
   #sse(since) {
     let controller;
     const body = new ReadableStream({
-      start: (c) => void (controller = c),
+      start: (c) => {
+        controller = c;
+      },
       cancel: () => void this.#streams.delete(controller),
     });
     controller.enqueue(encoder.encode("retry: 3000\n\n"));

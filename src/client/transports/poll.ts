@@ -190,4 +190,3 @@ function retryAfter(response: ResponseLike): number {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
-
