@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/identity";
+import { corsForHttp } from "./auth/origins";
 import { readConfig } from "./config";
 import { renderError, renderNotFound } from "./errors";
 import { batch } from "./routes/batch";
@@ -8,7 +9,6 @@ import { channels } from "./routes/channels";
 import { multiplex } from "./routes/multiplex";
 import { resource } from "./routes/resource";
 import { site } from "./routes/site";
-import { corsForHttp } from "./security/origins";
 
 /** Builds the relay's Worker app: settings, who is asking, CORS, routes, the demo page, and API.md's JSON errors. */
 export function createApp(): Hono<AppEnv> {

@@ -1,42 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { type ErrorBody, type ErrorCode, ErrorStatus } from "./protocol/errors";
-
-/**
- * The one error type routes throw. It knows its status and code; `onError` renders it as
- * API.md's JSON body.
- *
- * @example throw new RelayError("invalid_channel", "Channel names are 1–128 characters …")
- */
-export class RelayError extends Error {
-  override readonly name = "RelayError";
-  readonly status: (typeof ErrorStatus)[ErrorCode];
-
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly options: { headers?: Record<string, string>; details?: Record<string, unknown> } = {},
-  ) {
-    super(message);
-    this.status = ErrorStatus[code];
-  }
-
-  /** Rebuilds the error a room answered with (rooms speak the same JSON errors). */
-  static async fromResponse(response: Response): Promise<RelayError> {
-    const body = (await response.json().catch(() => undefined)) as { error?: Partial<ErrorBody> } | undefined;
-    const code = body?.error?.code;
-    if (code === undefined || !Object.hasOwn(ErrorStatus, code)) {
-      return new RelayError("internal", "The channel could not be reached; try again.");
-    }
-    const retryAfter = response.headers.get("Retry-After");
-    return new RelayError(code, body?.error?.message ?? code, retryAfter ? { headers: { "Retry-After": retryAfter } } : {});
-  }
-
-  toResponse(): Response {
-    const body: ErrorBody = { code: this.code, message: this.message, ...this.options.details };
-    return Response.json({ error: body }, { status: this.status, headers: this.options.headers });
-  }
-}
+import { RelayError } from "./protocol/errors";
 
 /**
  * A Durable Object call the platform failed (the room overloaded, restarting or unreachable) as a

@@ -1,8 +1,8 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { createApp } from "./app";
 import { readConfig } from "./config";
-import { type PublishReceipt, publishMessage } from "./publish";
-import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./routes/params";
+import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./protocol/validate";
+import { type PublishReceipt, publishMessage } from "./room/publish";
 
 export { ConnectionLimiter } from "./limits/connection-limiter";
 export { Room } from "./room/room";

@@ -1,5 +1,5 @@
 import type { RelayConfig } from "../config";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
 import type { Identity } from "./identity";
 import { matchesAny } from "./patterns";
 

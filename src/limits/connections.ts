@@ -1,15 +1,11 @@
 import type { RelayConfig } from "../config";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
+import { clientAddress } from "./client-address";
 
 /** A held connection slot: which client address, which lease. */
 export interface ConnectionLease {
   key: string;
   id: string;
-}
-
-/** The client's address as Cloudflare reports it; local development has none. */
-export function clientAddress(request: Request): string {
-  return request.headers.get("CF-Connecting-IP") ?? "local";
 }
 
 function limiterOf(env: Env, key: string) {

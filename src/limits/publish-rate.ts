@@ -1,5 +1,6 @@
 import type { Identity } from "../auth/identity";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
+import { clientAddress } from "./client-address";
 
 /** The `period` of the PUBLISH_RATE_LIMITER binding in wrangler.toml, in seconds. */
 const PERIOD_SECONDS = 10;
@@ -7,7 +8,7 @@ const PERIOD_SECONDS = 10;
 /** Whose publishes count together: the token's subject, else the client's address. */
 export function publisherKey(identity: Identity, request: Request): string {
   if (identity.kind === "token" && identity.claims.subject !== undefined) return `sub:${identity.claims.subject}`;
-  return `ip:${request.headers.get("CF-Connecting-IP") ?? "local"}`;
+  return `ip:${clientAddress(request)}`;
 }
 
 /** Counts one publish against the Workers Rate Limiting binding; throws 429 past the limit. */

@@ -7,6 +7,9 @@ const RESERVED_EVENT_PREFIX = "relay.";
 
 export const DEFAULT_EVENT = "message";
 
+/** How the relay's own SSE events are named; `relay.` is reserved for them. */
+export const RelayEvent = { Gap: "relay.gap", Join: "relay.join", Leave: "relay.leave" } as const;
+
 /** The rules above as sentences for error messages. */
 export const CHANNEL_NAME_RULE = "Channel names are 1–128 characters of A–Z a–z 0–9 . _ - : ~ @ and start with a letter or digit.";
 export const EVENT_NAME_RULE = 'Event names are 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".';

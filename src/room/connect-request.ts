@@ -1,34 +1,40 @@
 import type { ConnectionLease } from "../limits/connections";
 import { parseSeq } from "../protocol/ids";
 import { isChannelName } from "../protocol/names";
-import { type FormatName, isFormatName } from "./subscriber-formats";
+import { isTransport, type Transport } from "../protocol/transports";
 
-/** How a subscriber reaches the relay; channel info and presence count by it. */
-export type Transport = "ws" | "sse" | "poll";
+/**
+ * How a room delivers to a subscriber: over a hibernatable WebSocket of JSON frames (`socket`: a
+ * client's own channel socket, or one the Worker holds for a multi-channel or long-poll client),
+ * or as an SSE stream the room holds and answers the connect request with (`stream`).
+ */
+export type Delivery = "socket" | "stream";
 
-const TRANSPORTS: readonly string[] = ["ws", "sse", "poll"] satisfies Transport[];
+/** A client's own channel WebSocket: the room answers its frames, publishes among them. */
+export interface OwnSocket {
+  canPublish: boolean;
+  /** The error a refused publish gets: no token (`unauthorized`) or no right (`forbidden`). */
+  publishRefusal?: "unauthorized" | "forbidden";
+}
 
-/** What the Worker tells a room when it hands it a subscriber socket. */
+/** What the Worker tells a room when it hands it a subscriber. */
 export interface ConnectParams {
   channel: string;
-  /** `json`: a WebSocket the room accepts; `sse`: an SSE stream the room holds and answers with. */
-  format: FormatName;
+  delivery: Delivery;
+  /** What the subscriber counts as in channel info and presence; independent of `delivery`. */
   transport: Transport;
   /** Who this is in presence lists: the token's `sub`, else a connection id. */
   clientId: string;
   /** Replay retained messages after this id before going live. */
   since?: number;
-  /** The socket is the client's own, so the room answers its frames (publish, errors). */
-  clientFrames?: boolean;
-  canPublish?: boolean;
-  /** The error a refused publish gets: no token (`unauthorized`) or no right (`forbidden`). */
-  publishRefusal?: "unauthorized" | "forbidden";
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
   /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
   expiresAt?: number;
-  /** The client address's connection slot, which the room gives back when the socket closes. */
+  /** The client address's connection slot, which the room gives back when the subscriber leaves. */
   lease?: ConnectionLease;
+  /** Only for a client's own channel socket. */
+  ownSocket?: OwnSocket;
 }
 
 // Rooms are reachable only through the Worker's stubs, so this URL never comes from a client.
@@ -36,27 +42,29 @@ const ROOM_ORIGIN = "https://room.internal";
 const MAX_CLIENT_ID = 256;
 
 /**
- * The request the Worker sends a room with `stub.fetch()`: a WebSocket upgrade for the JSON
- * format, a plain GET answered with the stream itself for SSE.
+ * The request the Worker sends a room with `stub.fetch()`: a WebSocket upgrade for a socket, a
+ * plain GET answered with the stream itself for a stream.
  */
 export function connectRequest(params: ConnectParams): Request {
   const url = new URL("/connect", ROOM_ORIGIN);
   const query = url.searchParams;
   query.set("channel", params.channel);
-  query.set("format", params.format);
+  query.set("delivery", params.delivery);
   query.set("transport", params.transport);
   query.set("client", params.clientId);
   if (params.since !== undefined) query.set("since", String(params.since));
-  if (params.clientFrames) query.set("frames", "1");
-  if (params.canPublish) query.set("publish", "1");
-  if (params.publishRefusal) query.set("refusal", params.publishRefusal);
   if (params.presence) query.set("presence", "1");
   if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
   if (params.lease) {
     query.set("lease_key", params.lease.key);
     query.set("lease_id", params.lease.id);
   }
-  return new Request(url, params.format === "sse" ? {} : { headers: { Upgrade: "websocket" } });
+  if (params.ownSocket) {
+    query.set("own", "1");
+    if (params.ownSocket.canPublish) query.set("publish", "1");
+    if (params.ownSocket.publishRefusal) query.set("refusal", params.ownSocket.publishRefusal);
+  }
+  return new Request(url, params.delivery === "stream" ? {} : { headers: { Upgrade: "websocket" } });
 }
 
 /** Reads a connect request in the room; `undefined` for anything the Worker would not send. */
@@ -64,7 +72,7 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const url = new URL(request.url);
   const query = url.searchParams;
   const channel = query.get("channel");
-  const format = query.get("format");
+  const delivery = query.get("delivery");
   const transport = query.get("transport");
   const clientId = query.get("client");
   const sinceParam = query.get("since");
@@ -73,23 +81,17 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const leaseId = query.get("lease_id");
   const expiresParam = query.get("expires");
   const expiresAt = expiresParam === null ? undefined : Number(expiresParam);
-  if (url.pathname !== "/connect" || channel === null || !isChannelName(channel) || !isFormatName(format)) return undefined;
+  if (url.pathname !== "/connect" || channel === null || !isChannelName(channel)) return undefined;
+  if (delivery !== "socket" && delivery !== "stream") return undefined;
   const upgrade = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
-  if (upgrade !== (format !== "sse")) return undefined;
-  if (transport === null || !TRANSPORTS.includes(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
+  if (upgrade !== (delivery === "socket")) return undefined;
+  if (!isTransport(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
   if (sinceParam !== null && since === undefined) return undefined;
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;
-  return {
-    channel,
-    format,
-    transport: transport as Transport,
-    clientId,
-    since,
-    clientFrames: query.get("frames") === "1",
-    canPublish: query.get("publish") === "1",
-    publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden",
-    presence: query.get("presence") === "1",
-    expiresAt,
-    lease: leaseKey !== null && leaseId !== null ? { key: leaseKey, id: leaseId } : undefined,
-  };
+  const params: ConnectParams = { channel, delivery, transport, clientId, since, presence: query.get("presence") === "1", expiresAt };
+  if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
+  if (query.get("own") === "1") {
+    params.ownSocket = { canPublish: query.get("publish") === "1", publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden" };
+  }
+  return params;
 }

@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { type RelayConfig, readConfig } from "../config";
-import { RelayError } from "../errors";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
+import { RelayError } from "../protocol/errors";
 import {
   ClientFrameType,
   type GapFrame,
@@ -19,10 +19,12 @@ import {
 } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import { DEFAULT_EVENT } from "../protocol/names";
-import { closeQuietly } from "../sockets";
-import { type ConnectParams, readConnectRequest, type Transport } from "./connect-request";
+import type { Transport } from "../protocol/transports";
+import { TRANSPORTS } from "../protocol/transports";
+import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
+import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
-import { SSEStreams, type SSESubscriber } from "./sse-streams";
+import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
 export interface PublishInput extends EncodedData {
@@ -60,9 +62,8 @@ interface SocketAttachment {
   clientId: string;
   transport: Transport;
   joinedAt: number;
-  clientFrames: boolean;
-  canPublish: boolean;
-  publishRefusal?: "unauthorized" | "forbidden";
+  /** Set for a client's own channel socket, whose frames the room answers. */
+  ownSocket?: OwnSocket;
   /** When the client's token expires, in seconds since the epoch. */
   expiresAt?: number;
   lease?: ConnectionLease;
@@ -76,8 +77,6 @@ const Tag = {
   transport: (transport: Transport) => `t:${transport}`,
   presence: "presence:json",
 };
-
-const TRANSPORTS: Transport[] = ["ws", "sse", "poll"];
 
 /** How long the same replay is sent again without reading it anew, and how large one may be kept. */
 const REPLAY_REUSE_MS = 1000;
@@ -162,7 +161,7 @@ export class Room extends DurableObject<Env> {
     this.#bind(params.channel);
     const refusal = this.#refuseNewcomer(params.transport);
     if (refusal) return refusal.toResponse();
-    if (params.format === "sse") return this.#openStream(params);
+    if (params.delivery === "stream") return this.#openStream(params);
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
@@ -171,8 +170,8 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { clientFrames, canPublish, publishRefusal = "forbidden" } = attachmentOf(ws);
-    if (!clientFrames) return;
+    const { ownSocket } = attachmentOf(ws);
+    if (!ownSocket) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
@@ -189,7 +188,8 @@ export class Room extends DurableObject<Env> {
         errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }),
       );
     }
-    if (!canPublish) {
+    if (!ownSocket.canPublish) {
+      const publishRefusal = ownSocket.publishRefusal ?? "forbidden";
       const message =
         publishRefusal === "unauthorized" ? "Publishing needs a token with a publish right for this channel." : "This token may not publish to the channel.";
       return this.#sendFrame(ws, errorFrame(frame.ref, { code: publishRefusal, message }));
@@ -257,9 +257,7 @@ export class Room extends DurableObject<Env> {
       clientId: params.clientId,
       transport: params.transport,
       joinedAt: Date.now(),
-      clientFrames: params.clientFrames ?? false,
-      canPublish: params.canPublish ?? false,
-      publishRefusal: params.publishRefusal,
+      ownSocket: params.ownSocket,
       expiresAt: params.expiresAt,
       lease: params.lease,
     };

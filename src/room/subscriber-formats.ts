@@ -1,9 +1,7 @@
 import type { Envelope } from "../protocol/envelope";
 import type { GapFrame, PresenceFrame, SubscribedFrame } from "../protocol/frames";
-import { encodeSSE } from "../protocol/sse";
-
-/** How the relay's own SSE events are named; `relay.` is reserved for them. */
-export const RelayEvent = { Gap: "relay.gap", Join: "relay.join", Leave: "relay.leave" } as const;
+import { RelayEvent } from "../protocol/names";
+import { encodeSSE } from "../sse/encode";
 
 /**
  * What a room sends to one kind of subscriber. The room encodes each broadcast once per format,
@@ -37,9 +35,3 @@ const sse: SubscriberFormat = {
 };
 
 export const subscriberFormats = { json, sse } as const;
-
-export type FormatName = keyof typeof subscriberFormats;
-
-export function isFormatName(value: string | null): value is FormatName {
-  return value !== null && Object.hasOwn(subscriberFormats, value);
-}

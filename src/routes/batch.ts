@@ -1,11 +1,13 @@
 import { type Context, Hono } from "hono";
-import { type AppEnv, grantFor } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { grantFor } from "../auth/grant";
 import type { RelayConfig } from "../config";
-import { RelayError } from "../errors";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import type { ErrorBody } from "../protocol/errors";
-import { type PublishReceipt, publishMessage } from "../publish";
-import { optionalEvent, optionalIdempotencyKey, readBody, requireChannel } from "./params";
+import { RelayError } from "../protocol/errors";
+import { optionalEvent, optionalIdempotencyKey, requireChannel } from "../protocol/validate";
+import { type PublishReceipt, publishMessage } from "../room/publish";
+import { readBody } from "./params";
 import { resource } from "./resource";
 
 type BatchResult = { channel: unknown; id: string } | { channel: unknown; error: ErrorBody };

@@ -1,25 +1,16 @@
 import { type Context, Hono } from "hono";
-import { type AppEnv, grantFor } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { grantFor } from "../auth/grant";
+import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import { messageTooLarge, publishMessage } from "../publish";
+import { cursor, invalidChannel, optionalEvent, optionalIdempotencyKey } from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
-import { roomOf } from "../rooms";
-import { checkWebSocketOrigin } from "../security/origins";
+import { messageTooLarge, publishMessage } from "../room/publish";
+import { roomOf } from "../room/stub";
 import { longPoll } from "../subscribers/long-poll";
-import {
-  channelParam,
-  countQuery,
-  cursor,
-  ifMatchHeader,
-  invalidChannel,
-  optionalEvent,
-  optionalIdempotencyKey,
-  readBody,
-  requireUpgrade,
-  resumeCursor,
-} from "./params";
+import { channelParam, countQuery, ifMatchHeader, readBody, requireUpgrade, resumeFrom } from "./params";
 import { resource } from "./resource";
 
 const HISTORY_DEFAULT_LIMIT = 100;
@@ -59,11 +50,11 @@ resource(
     GET: async (c) => {
       const channel = channelParam(c);
       const grant = grantFor(c, channel, "subscribe");
-      const since = resumeCursor(c);
+      const since = resumeFrom(c);
       // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
       return connectToRoom(c, {
         channel,
-        format: "sse",
+        delivery: "stream",
         transport: "sse",
         clientId: clientIdOf(grant.subject),
         since,
@@ -88,13 +79,11 @@ resource(
       // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
       return connectToRoom(c, {
         channel,
-        format: "json",
+        delivery: "socket",
         transport: "ws",
         clientId: clientIdOf(grant.subject),
         since,
-        clientFrames: true,
-        canPublish: grant.canPublish,
-        publishRefusal: grant.publishRefusal,
+        ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal },
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
       });

@@ -1,14 +1,16 @@
 import { Hono } from "hono";
-import { type AppEnv, grantFor } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { grantFor } from "../auth/grant";
+import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf, subjectOf } from "../auth/policy";
-import { RelayError } from "../errors";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
-import { checkWebSocketOrigin } from "../security/origins";
-import { multiplexSSE } from "../subscribers/multiplex-sse";
+import { RelayError } from "../protocol/errors";
+import { requireChannel } from "../protocol/validate";
+import { multiplexSSE } from "../sse/multiplex";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
-import { requireChannel, requireUpgrade } from "./params";
+import { requireUpgrade } from "./params";
 import { resource } from "./resource";
 
 /** `/v1/ws` and `/v1/events`: one connection for many channels. */
@@ -58,7 +60,7 @@ resource(
         requireChannel(channel);
         grantFor(c, channel, "subscribe");
       }
-      const resume = resumeCursor(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
+      const resume = streamResume(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
       const identity = c.get("identity");
       const lease = await acquireConnection(c.env, config, c.req.raw);
       return multiplexSSE(c.env, config, {
@@ -75,7 +77,7 @@ resource(
 );
 
 /** The stream's resume point: `Last-Event-ID` (a reconnecting browser) or `since`, naming only the stream's channels. */
-function resumeCursor(text: string | undefined, channels: string[]): Cursor {
+function streamResume(text: string | undefined, channels: string[]): Cursor {
   if (text === undefined) return new Map();
   const cursor = parseCursor(text);
   if (!cursor) throw new RelayError("invalid_request", "The resume cursor must be channel=id pairs joined by commas, as the stream's event ids are.");

@@ -1,37 +1,11 @@
 import type { Context } from "hono";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
 import { parseSeq } from "../protocol/ids";
-import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName, isIdempotencyKey } from "../protocol/names";
+import { cursor, requireChannel } from "../protocol/validate";
 
 /** The `{channel}` path segment, percent-decoded and validated. */
 export function channelParam(c: Context): string {
   return requireChannel(c.req.param("channel"));
-}
-
-/** A channel name from anywhere (path, query, JSON); throws `invalid_channel` unless valid. */
-export function requireChannel(value: unknown): string {
-  if (typeof value !== "string" || !isChannelName(value)) throw invalidChannel();
-  return value;
-}
-
-export function invalidChannel(): RelayError {
-  return new RelayError("invalid_channel", CHANNEL_NAME_RULE);
-}
-
-/** An optional event name from anywhere; `undefined` when absent (an empty one is invalid). */
-export function optionalEvent(value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || !isEventName(value)) throw new RelayError("invalid_event", EVENT_NAME_RULE);
-  return value;
-}
-
-/** An optional Idempotency-Key from anywhere. */
-export function optionalIdempotencyKey(value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || !isIdempotencyKey(value)) {
-    throw new RelayError("invalid_idempotency_key", "Idempotency-Key must be 1–128 printable ASCII characters.");
-  }
-  return value;
 }
 
 /** `If-Match: "17"`: the last id the publisher expects the channel to have. */
@@ -50,16 +24,8 @@ export function requireUpgrade(upgrade: string | undefined): void {
   }
 }
 
-/** A message id given as a cursor (`since`, `Last-Event-ID`). */
-export function cursor(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const seq = parseSeq(value);
-  if (seq === undefined) throw new RelayError("invalid_request", `${name} must be a message id: a whole number from 0 up.`);
-  return seq;
-}
-
 /** Where a subscription resumes: `Last-Event-ID` (what a reconnecting browser sends) wins over `since`. */
-export function resumeCursor(c: Context): number | undefined {
+export function resumeFrom(c: Context): number | undefined {
   const lastEventId = c.req.header("Last-Event-ID");
   if (lastEventId) return cursor("Last-Event-ID", lastEventId);
   return cursor("since", c.req.query("since"));

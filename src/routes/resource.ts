@@ -1,6 +1,6 @@
 import type { Handler, Hono } from "hono";
 import type { AppEnv } from "../app-env";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
 
 type Method = "GET" | "POST";
 

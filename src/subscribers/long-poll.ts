@@ -1,8 +1,8 @@
 import type { Envelope } from "../protocol/envelope";
 import type { GapFrame, ServerFrame } from "../protocol/frames";
 import type { MessageId } from "../protocol/ids";
-import { openRoomSocket } from "../rooms";
-import { closeQuietly } from "../sockets";
+import { closeQuietly } from "../room/sockets";
+import { openRoomSocket } from "../room/stub";
 
 export interface LongPollRequest {
   channel: string;
@@ -68,7 +68,7 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
 
     openRoomSocket(
       env,
-      { channel, format: "json", transport: "poll", clientId, since },
+      { channel, delivery: "socket", transport: "poll", clientId, since },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
     ).then((opened) => {
       socket = opened;

@@ -1,10 +1,10 @@
 import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
-import { RelayError } from "../errors";
 import { checkPublishRate } from "../limits/publish-rate";
 import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
 import type { ErrorCode } from "../protocol/errors";
+import { RelayError } from "../protocol/errors";
 import {
   ClientFrameType,
   PING_FRAME,
@@ -16,9 +16,9 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from "../protocol/frames";
-import { publishMessage } from "../publish";
-import { openRoomSocket } from "../rooms";
-import { closeQuietly } from "../sockets";
+import { publishMessage } from "../room/publish";
+import { closeQuietly } from "../room/sockets";
+import { openRoomSocket } from "../room/stub";
 
 export interface MultiplexContext {
   env: Env;
@@ -108,7 +108,7 @@ export class MultiplexSession {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
       link.socket = await openRoomSocket(
         this.#context.env,
-        { channel, format: "json", transport: "ws", clientId: this.#context.clientId, since, presence, expiresAt },
+        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, since, presence, expiresAt },
         {
           // A socket replaced by unsubscribe (and perhaps a new subscribe) is silent from then on.
           message: (text) => isCurrent() && this.#send(text),

@@ -8,7 +8,7 @@
 import type { FetchLike, RequestInitLike, ResponseLike, WebSocketLike } from "../../src/client/platform";
 import { formatCursor, parseCursor } from "../../src/protocol/cursor";
 import type { Envelope } from "../../src/protocol/envelope";
-import { encodeSSE } from "../../src/protocol/sse";
+import { encodeSSE } from "../../src/sse/encode";
 
 interface Channel {
   lastSeq: number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type ParsedSSEEvent, SSEParser } from "../../src/client/sse-parser";
-import { encodeSSE } from "../../src/protocol/sse";
+import { encodeSSE } from "../../src/sse/encode";
 import { mulberry32 } from "./support";
 
 function parseAll(chunks: string[]): ParsedSSEEvent[] {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { RelayError } from "../../src/errors";
 import { checkPublishRate, publisherKey } from "../../src/limits/publish-rate";
 import { PublishMeter, TokenBucket } from "../../src/limits/token-bucket";
+import { RelayError } from "../../src/protocol/errors";
 
 describe("TokenBucket", () => {
   it("starts full: burst takes at once, then refuses", () => {

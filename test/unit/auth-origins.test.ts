@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Identity } from "../../src/auth/identity";
+import { checkWebSocketOrigin, isAllowedOrigin } from "../../src/auth/origins";
 import { DEFAULTS, type RelayConfig } from "../../src/config";
-import { RelayError } from "../../src/errors";
-import { checkWebSocketOrigin, isAllowedOrigin } from "../../src/security/origins";
+import { RelayError } from "../../src/protocol/errors";
 
 const RELAY = "https://relay.example";
 const APP = "https://app.example";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Identity } from "../../src/auth/identity";
 import { type Action, authorize } from "../../src/auth/policy";
 import { DEFAULTS, type RelayConfig } from "../../src/config";
-import { RelayError } from "../../src/errors";
+import { RelayError } from "../../src/protocol/errors";
 
 const EXP = 1_900_000_000;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { FLUSH_MS, SSEStream } from "../../src/sse/sse-stream";
+import { FLUSH_MS, SSEStream } from "../../src/sse/stream";
 
 const decoder = new TextDecoder();
 const RETRY = "retry: 3000\n\n";

@@ -1,6 +1,6 @@
 import { EventSource } from "eventsource";
 import { describe, expect, it } from "vitest";
-import { encodeSSE, encodeSSEComment } from "../../src/protocol/sse";
+import { encodeSSE, encodeSSEComment } from "../../src/sse/encode";
 import { mulberry32, pick } from "../support/prng";
 
 interface ParsedEvent {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../src/config";
 import { renderError, unavailableError } from "../../src/errors";
-import { publishMessage } from "../../src/publish";
+import { publishMessage } from "../../src/room/publish";
 
 /** Errors as the Durable Objects platform throws them (developers.cloudflare.com/durable-objects/best-practices/error-handling). */
 const overloaded = () => Object.assign(new Error("Durable Object is overloaded. Too many requests queued."), { overloaded: true });

@@ -1,11 +1,11 @@
 import { formatCursor, parseCursor } from "../../protocol/cursor";
 import type { Envelope } from "../../protocol/envelope";
+import { RelayEvent } from "../../protocol/names";
 import { errorFromResponse } from "../errors";
 import { type ParsedSSEEvent, SSEParser } from "../sse-parser";
 import { authHeaders, type Transport, type TransportContext, type TransportFailure } from "./transport";
 
 /** Server-sent events the relay names itself; everything else is a message. */
-const GAP_EVENT = "relay.gap";
 const RELAY_EVENT_PREFIX = "relay.";
 
 /**
@@ -153,7 +153,7 @@ export class SseTransport implements Transport {
       return;
     }
     if (typeof value !== "object" || value === null) return;
-    if (event === GAP_EVENT) {
+    if (event === RelayEvent.Gap) {
       const { channel, after, oldest } = value as { channel?: unknown; after?: unknown; oldest?: unknown };
       if (typeof channel === "string" && typeof after === "string" && typeof oldest === "string") events.gap({ channel, after, oldest });
       return;

@@ -1,6 +1,6 @@
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
-import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "../sse/sse-stream";
+import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
 
 /** One single-channel SSE subscriber, as its room knows it. */
 export interface SSESubscriber {

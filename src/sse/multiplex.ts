@@ -1,11 +1,11 @@
 import type { RelayConfig } from "../config";
 import { type Cursor, formatCursor } from "../protocol/cursor";
 import type { ServerFrame } from "../protocol/frames";
-import { encodeSSE } from "../protocol/sse";
-import { RelayEvent } from "../room/subscriber-formats";
-import { openRoomSocket } from "../rooms";
-import { closeQuietly } from "../sockets";
-import { SSEStream } from "../sse/sse-stream";
+import { RelayEvent } from "../protocol/names";
+import { closeQuietly } from "../room/sockets";
+import { openRoomSocket } from "../room/stub";
+import { encodeSSE } from "./encode";
+import { SSEStream } from "./stream";
 
 export interface MultiplexSSERequest {
   channels: string[];
@@ -88,7 +88,7 @@ export async function multiplexSSE(
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
-        { channel, format: "json", transport: "sse", clientId, since, presence, expiresAt },
+        { channel, delivery: "socket", transport: "sse", clientId, since, presence, expiresAt },
         { message: onFrame, close: () => stream.end() },
       );
       rooms.push(room);

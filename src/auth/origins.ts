@@ -1,9 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../app-env";
-import type { Identity } from "../auth/identity";
 import type { RelayConfig } from "../config";
-import { RelayError } from "../errors";
+import { RelayError } from "../protocol/errors";
+import type { Identity } from "./identity";
 
 /** Whether `CORS_ORIGINS` lets this origin in: a listed origin, or any with `*`. */
 export function isAllowedOrigin(config: RelayConfig, origin: string): boolean {

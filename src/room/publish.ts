@@ -1,9 +1,10 @@
-import type { RelayConfig } from "./config";
-import { RelayError, unavailableError } from "./errors";
-import { encodeData } from "./protocol/envelope";
-import type { MessageId } from "./protocol/ids";
-import { DEFAULT_EVENT } from "./protocol/names";
-import { roomOf } from "./rooms";
+import type { RelayConfig } from "../config";
+import { unavailableError } from "../errors";
+import { encodeData } from "../protocol/envelope";
+import { RelayError } from "../protocol/errors";
+import type { MessageId } from "../protocol/ids";
+import { DEFAULT_EVENT } from "../protocol/names";
+import { roomOf } from "./stub";
 
 /** A publish whose channel, event and key are already validated. */
 export interface PublishRequest {

@@ -1,5 +1,5 @@
-import { RelayError } from "./errors";
-import { type ConnectParams, connectRequest } from "./room/connect-request";
+import { RelayError } from "../protocol/errors";
+import { type ConnectParams, connectRequest } from "./connect-request";
 
 /** The channel's room; `idFromName` makes every Worker in the world reach the same one. */
 export function roomOf(env: Env, channel: string) {

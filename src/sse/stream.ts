@@ -1,4 +1,4 @@
-import { encodeSSE, encodeSSEComment } from "../protocol/sse";
+import { encodeSSE, encodeSSEComment } from "./encode";
 
 export interface SSEStreamOptions {
   /** Writes its own keep-alive comments this often; leave out when the owner writes them for many streams at once. */
