@@ -119,7 +119,7 @@ export const BENCH_VARS: Record<string, string> = { MAX_CONNECTIONS_PER_IP: "100
 export const BENCH_PUBLISH_RATE_LIMIT = 1_000_000_000;
 
 /**
- * A snapshot of the relay (src/, public/, wrangler.toml, package.json, tsconfig.json) in `dir`,
+ * A snapshot of the relay (src/, public/, scripts/ for its build, wrangler.toml, package.json, tsconfig.json) in `dir`,
  * so edits in the work tree while a run goes on neither reload the Worker (wrangler watches its
  * sources and assets) nor change what is measured. With "bench" limits, the publish rate limit
  * is raised to BENCH_PUBLISH_RATE_LIMIT (the binding's `limit` is not a var).
@@ -127,7 +127,7 @@ export const BENCH_PUBLISH_RATE_LIMIT = 1_000_000_000;
 function relaySnapshot(root: string, stateDir: string, limits: RelayLimits): string {
   const dir = join(stateDir, "relay");
   mkdirSync(dir, { recursive: true });
-  for (const entry of ["src", "public", "package.json", "tsconfig.json", "worker-configuration.d.ts"]) {
+  for (const entry of ["src", "public", "scripts", "package.json", "tsconfig.json", "worker-configuration.d.ts"]) {
     if (existsSync(join(root, entry))) cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
