@@ -13,10 +13,11 @@ import { parseArgs } from "node:util";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const { values } = parseArgs({ options: { only: { type: "string" } } });
 
+const REPORTERS = ["--reporter=default", "--reporter=json"];
 /** A vitest run writing a JSON report that summarize-vitest.mjs turns into the closing line. */
 const vitest = (label, config) => ({
   label,
-  command: ["npx", "vitest", "run", ...(config ? ["--config", config] : []), "--reporter=default", "--reporter=json", `--outputFile.json=test-results/${label}.json`],
+  command: ["npx", "vitest", "run", ...(config ? ["--config", config] : []), ...REPORTERS, `--outputFile.json=test-results/${label}.json`],
   report: `test-results/${label}.json`,
 });
 
