@@ -8,7 +8,7 @@ export const CloseCode = {
   GoingAway: 1001,
   PolicyViolation: 1008,
   InternalError: 1011,
-  /** The subscriber fell too far behind; reconnect with `since` to catch up. */
+  /** Something behind the connection restarted (a channel's room): reconnect and resume with `since`. */
   TryAgainLater: 1013,
   Unauthorized: 4001,
   /** The connection's token expired: reconnect only with a new one. */

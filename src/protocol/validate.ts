@@ -38,3 +38,24 @@ export function cursor(name: string, value: string | undefined): number | undefi
   if (seq === undefined) throw new RelayError("invalid_request", `${name} must be a message id: a whole number from 0 up.`);
   return seq;
 }
+
+/** A count's default and the most it may be; more counts as the most. */
+export interface CountRange {
+  fallback: number;
+  max: number;
+}
+
+/** History pages: 100 messages unless `limit` says otherwise, at most 1000. */
+export const HISTORY_PAGE: CountRange = { fallback: 100, max: 1000 };
+/** How long a long-poll waits: 25 s unless `timeout` says otherwise, at most 60. */
+export const POLL_TIMEOUT_SECONDS: CountRange = { fallback: 25, max: 60 };
+
+/**
+ * A count such as `limit` or `timeout`: digits only; absent is the fallback, above `max` counts as `max`.
+ * @example optionalCount("timeout", "99999999999999999999", POLL_TIMEOUT_SECONDS) // 60
+ */
+export function optionalCount(name: string, value: string | undefined, { fallback, max }: CountRange): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value)) throw new RelayError("invalid_request", `${name} must be a whole number from 0 up.`);
+  return Math.min(Number(value), max);
+}

@@ -5,18 +5,13 @@ import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import { cursor, invalidChannel, optionalEvent, optionalIdempotencyKey } from "../protocol/validate";
+import { cursor, HISTORY_PAGE, invalidChannel, optionalEvent, optionalIdempotencyKey, POLL_TIMEOUT_SECONDS } from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
 import { messageTooLarge, publishMessage } from "../room/publish";
 import { roomOf } from "../room/stub";
 import { longPoll } from "../subscribers/long-poll";
 import { channelParam, countQuery, ifMatchHeader, readBody, requireUpgrade, resumeFrom } from "./params";
 import { resource } from "./resource";
-
-const HISTORY_DEFAULT_LIMIT = 100;
-const HISTORY_MAX_LIMIT = 1000;
-const POLL_DEFAULT_SECONDS = 25;
-const POLL_MAX_SECONDS = 60;
 
 /** `/v1/channels/{channel}/…`: validate, authorize, hand over to the channel's room. */
 export const channels = new Hono<AppEnv>();
@@ -38,7 +33,7 @@ resource(channels, "/:channel/messages", {
     const channel = channelParam(c);
     grantFor(c, channel, "subscribe");
     const since = cursor("since", c.req.query("since")) ?? 0;
-    const limit = countQuery(c, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT);
+    const limit = countQuery(c, "limit", HISTORY_PAGE);
     return c.json(await roomOf(c.env, channel).history(channel, since, limit));
   },
 });
@@ -100,7 +95,7 @@ resource(
       const channel = channelParam(c);
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
-      const timeoutSeconds = countQuery(c, "timeout", POLL_DEFAULT_SECONDS, POLL_MAX_SECONDS);
+      const timeoutSeconds = countQuery(c, "timeout", POLL_TIMEOUT_SECONDS);
       return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
     },
   },

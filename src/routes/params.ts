@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { RelayError } from "../protocol/errors";
 import { parseSeq } from "../protocol/ids";
-import { cursor, requireChannel } from "../protocol/validate";
+import { type CountRange, cursor, optionalCount, requireChannel } from "../protocol/validate";
 
 /** The `{channel}` path segment, percent-decoded and validated. */
 export function channelParam(c: Context): string {
@@ -31,12 +31,9 @@ export function resumeFrom(c: Context): number | undefined {
   return cursor("since", c.req.query("since"));
 }
 
-/** A count such as `limit`: digits only; values above `max` count as `max`. */
-export function countQuery(c: Context, name: string, fallback: number, max: number): number {
-  const value = c.req.query(name);
-  if (value === undefined) return fallback;
-  if (!/^[0-9]+$/.test(value)) throw new RelayError("invalid_request", `${name} must be a whole number from 0 up.`);
-  return Math.min(Number(value), max);
+/** A count in the query such as `limit` or `timeout`; see `optionalCount`. */
+export function countQuery(c: Context, name: string, range: CountRange): number {
+  return optionalCount(name, c.req.query(name), range);
 }
 
 /** Reads a request body of at most `maxBytes`, throwing `tooLarge()` as soon as it is known to be larger. */

@@ -1,4 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import { createApp } from "../../src/app";
 import { type ErrorCode, ErrorStatus } from "../../src/protocol/errors";
 import {
   base64url,
@@ -13,7 +16,7 @@ import {
   type TokenSource,
   tokenOfWith,
 } from "../support/tokens";
-import { eventually, randomChannel, relay } from "../worker/helpers";
+import { BASE, eventually, randomChannel, relay } from "../worker/helpers";
 
 /** The worker-auth project's settings (vitest.config.ts). */
 export const SECRET = "test-secret";
@@ -44,11 +47,45 @@ export function craft(header: unknown, payload: unknown, secret: string | null =
 
 export { base64url, carry, EXPECTED, type Grants, nowSeconds, TOKEN_KINDS, type TokenKind, type TokenSource };
 
+/** How a test reaches the relay: the Worker under test, or the app with other bindings (`relayWith`). */
+export type Fetcher = (path: string, init?: RequestInit) => Promise<Response>;
+
 /** A request carrying `token`. */
-export function send(path: string, token: string | undefined, init: RequestInit & { source?: TokenSource; headers?: Record<string, string> } = {}) {
+export function send(
+  path: string,
+  token: string | undefined,
+  init: RequestInit & { source?: TokenSource; headers?: Record<string, string> } = {},
+  via: Fetcher = relay,
+) {
   const { source, headers, ...rest } = init;
   const carried = carry(path, token, source, headers);
-  return relay(carried.url, { ...rest, headers: carried.headers });
+  return via(carried.url, { ...rest, headers: carried.headers });
+}
+
+/**
+ * The Workers Rate Limiting binding's `limit({ key })` with `HTTP_PUBLISH_LIMIT` per key and a window
+ * that ends when the test calls `nextWindow()`. The local binding counts in windows aligned to the
+ * wall clock, so a test against it would have to wait for one to start and sleep through it.
+ */
+export class ManualRateLimiter implements RateLimit {
+  readonly #counts = new Map<string, number>();
+
+  async limit({ key }: RateLimitOptions): Promise<RateLimitOutcome> {
+    const count = (this.#counts.get(key) ?? 0) + 1;
+    this.#counts.set(key, count);
+    return { success: count <= HTTP_PUBLISH_LIMIT };
+  }
+
+  nextWindow(): void {
+    this.#counts.clear();
+  }
+}
+
+/** The relay's Worker app with `PUBLISH_RATE_LIMITER` replaced; rooms and every other binding are the real ones. */
+export function relayWith(limiter: RateLimit): Fetcher {
+  const app = createApp();
+  const bindings = { ...env, PUBLISH_RATE_LIMITER: limiter };
+  return async (path, init) => app.fetch(new Request(new URL(path, BASE), init), bindings, createExecutionContext());
 }
 
 /** "ok" for a success status, else "<status> <code>" read from the JSON error body. */
@@ -92,8 +129,8 @@ export class Ws {
   }
 
   /** Opens a WebSocket on `path`, expecting 101. */
-  static async open(path: string, token?: string, init: { source?: TokenSource; headers?: Record<string, string> } = {}): Promise<Ws> {
-    const res = await send(path, token, { source: init.source, headers: { Upgrade: "websocket", ...init.headers } });
+  static async open(path: string, token?: string, init: { source?: TokenSource; headers?: Record<string, string> } = {}, via: Fetcher = relay): Promise<Ws> {
+    const res = await send(path, token, { source: init.source, headers: { Upgrade: "websocket", ...init.headers } }, via);
     if (res.status !== 101) throw new Error(`upgrade of ${path} answered ${res.status}: ${await res.text()}`);
     return new Ws(res.webSocket!);
   }

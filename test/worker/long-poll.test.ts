@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Envelope } from "../../src/protocol/envelope";
+import { optionalCount, POLL_TIMEOUT_SECONDS } from "../../src/protocol/validate";
 import { eventually, expectError, publishOk, randomChannel, range, relay } from "./helpers";
 
 interface PollAnswer {
@@ -12,6 +13,21 @@ async function poll(channel: string, query: string): Promise<PollAnswer> {
   const res = await relay(`/v1/channels/${channel}/poll?${query}`);
   expect(res.status).toBe(200);
   return (await res.json()) as PollAnswer;
+}
+
+async function waitingPollers(channel: string): Promise<number> {
+  const info = (await (await relay(`/v1/channels/${channel}`)).json()) as { subscribers: { poll: number } };
+  return info.subscribers.poll;
+}
+
+/** Starts a poll and resolves once the room holds it, with whether it has answered yet. */
+async function heldPoll(channel: string, query: string): Promise<{ answer: Promise<PollAnswer>; answered: () => boolean }> {
+  let settled = false;
+  const answer = poll(channel, query).finally(() => {
+    settled = true;
+  });
+  await eventually(async () => (await waitingPollers(channel)) === 1, "the poll to wait in the room");
+  return { answer, answered: () => settled };
 }
 
 describe("long-poll", () => {
@@ -27,10 +43,10 @@ describe("long-poll", () => {
   it("holds the request until the next publish", async () => {
     const channel = randomChannel();
     await publishOk(channel, "old");
-    const waiting = poll(channel, "since=1&timeout=30");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const waiting = await heldPoll(channel, "since=1&timeout=30");
+    expect(waiting.answered()).toBe(false);
     await publishOk(channel, "new");
-    const answer = await waiting;
+    const answer = await waiting.answer;
     expect(answer.messages.map((m) => [m.id, m.data])).toEqual([["2", "new"]]);
     expect(answer.lastId).toBe("2");
   });
@@ -38,16 +54,16 @@ describe("long-poll", () => {
   it("without since waits for the next new message", async () => {
     const channel = randomChannel();
     await publishOk(channel, "before");
-    const waiting = poll(channel, "timeout=30");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const waiting = await heldPoll(channel, "timeout=30");
+    expect(waiting.answered()).toBe(false);
     await publishOk(channel, "after");
-    expect((await waiting).messages.map((m) => m.data)).toEqual(["after"]);
+    expect((await waiting.answer).messages.map((m) => m.data)).toEqual(["after"]);
   });
 
   it("wakes every waiting poller with one publish", async () => {
     const channel = randomChannel();
     const pollers = Array.from({ length: 25 }, () => poll(channel, "since=0&timeout=30"));
-    const count = async () => ((await (await relay(`/v1/channels/${channel}`)).json()) as { subscribers: { poll: number } }).subscribers.poll;
+    const count = () => waitingPollers(channel);
     await eventually(async () => (await count()) === 25, "25 waiting pollers");
     await publishOk(channel, "wake");
     const answers = await Promise.all(pollers);
@@ -78,11 +94,13 @@ describe("long-poll", () => {
     }
   });
 
-  it("caps a huge timeout at 60 s rather than refusing it", async () => {
+  it("takes a huge timeout as the 60 s cap rather than refusing it, and holds the request", async () => {
+    // The cap itself is optionalCount's (test/unit/validate.test.ts): 60 s cannot be waited for here.
+    expect(optionalCount("timeout", "99999999999999999999", POLL_TIMEOUT_SECONDS)).toBe(60);
     const channel = randomChannel();
-    const waiting = poll(channel, "since=0&timeout=99999999999999999999");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const waiting = await heldPoll(channel, "since=0&timeout=99999999999999999999");
+    expect(waiting.answered()).toBe(false);
     await publishOk(channel, "x");
-    expect((await waiting).messages).toHaveLength(1);
+    expect((await waiting.answer).messages).toHaveLength(1);
   });
 });
