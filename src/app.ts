@@ -16,7 +16,7 @@ export function createApp(): Hono<AppEnv> {
   app.use(async (c, next) => {
     const config = readConfig(c.env);
     c.set("config", config);
-    c.set("identity", await authenticate(c.req.raw, config.jwtSecrets));
+    c.set("identity", await authenticate(c.req.raw, config));
     await next();
   });
   app.use(corsForHttp());

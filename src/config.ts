@@ -15,6 +15,14 @@ export interface RelayConfig {
   maxBatchMessages: number;
   /** HS256 secrets tokens may be signed with: the current one, then the previous during a rotation. */
   jwtSecrets: string[];
+  /** JSON Web Key Set URLs of identity providers whose RS256 / ES256 / EdDSA tokens are taken. */
+  jwksUrls: string[];
+  /** When set, a provider token's `iss` must be this… */
+  jwtIssuer: string;
+  /** …and its `aud` must name this. */
+  jwtAudience: string;
+  /** The token claim that holds the relay rights. */
+  relayClaim: string;
   /** Channel patterns anyone may subscribe to without a token. */
   publicChannels: string[];
   /** Origins allowed to read HTTP responses and open WebSockets; `["*"]` for any. */
@@ -41,6 +49,10 @@ export const DEFAULTS: RelayConfig = {
   maxPollersPerChannel: 1000,
   maxBatchMessages: 100,
   jwtSecrets: [],
+  jwksUrls: [],
+  jwtIssuer: "",
+  jwtAudience: "",
+  relayClaim: "relay",
   publicChannels: [],
   corsOrigins: ["*"],
   maxSubscribersPerChannel: 10000,
@@ -62,6 +74,10 @@ type SettingName =
   | "MAX_BATCH_MESSAGES"
   | "RELAY_JWT_SECRET"
   | "RELAY_JWT_SECRET_PREVIOUS"
+  | "RELAY_JWKS_URL"
+  | "RELAY_JWT_ISSUER"
+  | "RELAY_JWT_AUDIENCE"
+  | "RELAY_CLAIM"
   | "PUBLIC_CHANNELS"
   | "CORS_ORIGINS"
   | "MAX_SUBSCRIBERS_PER_CHANNEL"
@@ -87,6 +103,10 @@ export function readConfig(vars: Vars): RelayConfig {
     maxPollersPerChannel: positiveInt(vars, "MAX_POLLERS_PER_CHANNEL", DEFAULTS.maxPollersPerChannel),
     maxBatchMessages: positiveInt(vars, "MAX_BATCH_MESSAGES", DEFAULTS.maxBatchMessages),
     jwtSecrets: [text(vars, "RELAY_JWT_SECRET"), text(vars, "RELAY_JWT_SECRET_PREVIOUS")].filter((secret) => secret !== ""),
+    jwksUrls: list(vars, "RELAY_JWKS_URL", DEFAULTS.jwksUrls),
+    jwtIssuer: text(vars, "RELAY_JWT_ISSUER").trim(),
+    jwtAudience: text(vars, "RELAY_JWT_AUDIENCE").trim(),
+    relayClaim: text(vars, "RELAY_CLAIM").trim() || DEFAULTS.relayClaim,
     publicChannels: list(vars, "PUBLIC_CHANNELS", DEFAULTS.publicChannels),
     corsOrigins: list(vars, "CORS_ORIGINS", DEFAULTS.corsOrigins),
     maxSubscribersPerChannel: positiveInt(vars, "MAX_SUBSCRIBERS_PER_CHANNEL", DEFAULTS.maxSubscribersPerChannel),

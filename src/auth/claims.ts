@@ -11,6 +11,9 @@ export interface RelayClaims {
 /** The longest `sub` a token may carry; it is shown in presence lists. */
 export const MAX_SUBJECT_LENGTH = 256;
 
+/** The claim that holds a token's rights unless RELAY_CLAIM names another (Auth0 and others want a namespaced one). */
+export const DEFAULT_RELAY_CLAIM = "relay";
+
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const CLOCK_LEEWAY_SECONDS = 30;
 
@@ -18,12 +21,13 @@ export type ClaimsResult = { ok: true; claims: RelayClaims } | { ok: false; reas
 
 /**
  * Checks a verified token's payload: `exp` required and not past, `nbf` not in the future (both
- * with 30 s of leeway), and a `relay` claim whose `publish`/`subscribe` are lists of patterns.
+ * with 30 s of leeway), and a `relay` claim (or the one `claimName` names) whose `publish`/`subscribe` are lists of patterns.
  *
  * @example readClaims({ exp: now + 60, relay: { subscribe: ["*"] } }, now) // { ok: true, … }
  */
-export function readClaims(payload: Record<string, unknown>, nowSeconds: number): ClaimsResult {
-  const { exp, nbf, sub, relay } = payload;
+export function readClaims(payload: Record<string, unknown>, nowSeconds: number, claimName = DEFAULT_RELAY_CLAIM): ClaimsResult {
+  const { exp, nbf, sub } = payload;
+  const relay = payload[claimName];
   if (typeof exp !== "number" || !Number.isFinite(exp)) return { ok: false, reason: "The token has no exp claim; relay tokens must expire." };
   if (exp + CLOCK_LEEWAY_SECONDS <= nowSeconds) return { ok: false, reason: "The token has expired." };
   if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf) || nbf - CLOCK_LEEWAY_SECONDS > nowSeconds)) {
@@ -36,7 +40,7 @@ export function readClaims(payload: Record<string, unknown>, nowSeconds: number)
   const publish = patternList(grants?.publish);
   const subscribe = patternList(grants?.subscribe);
   if (!grants || publish === undefined || subscribe === undefined) {
-    return { ok: false, reason: 'The token needs a relay claim like {"publish":["news"],"subscribe":["*"]}.' };
+    return { ok: false, reason: `The token needs a ${claimName} claim like {"publish":["news"],"subscribe":["*"]}.` };
   }
   // An empty sub names nobody: the client is then known by a connection id, like an anonymous one.
   return { ok: true, claims: { subject: sub || undefined, publish, subscribe, expiresAt: exp } };

@@ -1,6 +1,6 @@
 import type { RelayConfig } from "../config";
 import { RelayError } from "../protocol/errors";
-import type { Identity } from "./identity";
+import { type Identity, tokensEnabled } from "./identity";
 import { matchesAny } from "./patterns";
 
 export type Action = "publish" | "subscribe";
@@ -26,7 +26,7 @@ export interface Grant {
 export function authorize(config: RelayConfig, identity: Identity, channel: string, action: Action): Grant {
   if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
 
-  if (config.jwtSecrets.length === 0) {
+  if (!tokensEnabled(config)) {
     if (action === "publish" && !config.allowAnonymous) {
       throw new RelayError(
         "unauthorized",

@@ -26,7 +26,7 @@ function withHeader(token: string): Request {
 }
 
 async function kind(token: string, secrets: string[] = [SECRET]) {
-  return (await authenticate(withHeader(token), secrets)).kind;
+  return (await authenticate(withHeader(token), { jwtSecrets: secrets })).kind;
 }
 
 describe("authenticate", () => {
@@ -35,23 +35,23 @@ describe("authenticate", () => {
   });
 
   it("without a secret, tokens are not looked at", async () => {
-    expect(await authenticate(withHeader("garbage"), [])).toEqual({ kind: "anonymous" });
-    expect(await authenticate(new Request("https://relay.test/?token="), [])).toEqual({ kind: "anonymous" });
+    expect(await authenticate(withHeader("garbage"), { jwtSecrets: [] })).toEqual({ kind: "anonymous" });
+    expect(await authenticate(new Request("https://relay.test/?token="), { jwtSecrets: [] })).toEqual({ kind: "anonymous" });
   });
 
   it("no token is anonymous", async () => {
-    expect(await authenticate(new Request("https://relay.test/"), [SECRET])).toEqual({ kind: "anonymous" });
+    expect(await authenticate(new Request("https://relay.test/"), { jwtSecrets: [SECRET] })).toEqual({ kind: "anonymous" });
   });
 
   it("reads a good HS256 token and says where it came from", async () => {
     const token = await sign({ exp: now() + 60, sub: "alice", relay }, SECRET, "HS256");
-    expect(await authenticate(withHeader(token), [SECRET])).toEqual({
+    expect(await authenticate(withHeader(token), { jwtSecrets: [SECRET] })).toEqual({
       kind: "token",
       source: "header",
       claims: { subject: "alice", publish: ["news"], subscribe: ["*"], expiresAt: now() + 60 },
     });
-    expect(await authenticate(new Request(`https://relay.test/?token=${token}`), [SECRET])).toMatchObject({ kind: "token", source: "query" });
-    expect(await authenticate(new Request("https://relay.test/", { headers: { Cookie: `relay_token=${token}` } }), [SECRET])).toMatchObject({
+    expect(await authenticate(new Request(`https://relay.test/?token=${token}`), { jwtSecrets: [SECRET] })).toMatchObject({ kind: "token", source: "query" });
+    expect(await authenticate(new Request("https://relay.test/", { headers: { Cookie: `relay_token=${token}` } }), { jwtSecrets: [SECRET] })).toMatchObject({
       kind: "token",
       source: "cookie",
     });
@@ -114,14 +114,16 @@ describe("authenticate", () => {
   });
 
   it("a malformed or oversized token is invalid, not anonymous", async () => {
-    expect(await authenticate(new Request("https://relay.test/", { headers: { Authorization: "Basic x" } }), [SECRET])).toMatchObject({ kind: "invalid" });
-    expect(await authenticate(new Request(`https://relay.test/?token=${"a".repeat(9000)}`), [SECRET])).toMatchObject({ kind: "invalid" });
+    expect(await authenticate(new Request("https://relay.test/", { headers: { Authorization: "Basic x" } }), { jwtSecrets: [SECRET] })).toMatchObject({
+      kind: "invalid",
+    });
+    expect(await authenticate(new Request(`https://relay.test/?token=${"a".repeat(9000)}`), { jwtSecrets: [SECRET] })).toMatchObject({ kind: "invalid" });
   });
 
   it("a correctly signed token whose payload is not an object is invalid, not a crash", async () => {
     for (const payload of [null, 42, "text", [1, 2], true]) {
       const token = await craft({ alg: "HS256", typ: "JWT" }, payload);
-      await expect(authenticate(withHeader(token), [SECRET]), JSON.stringify(payload)).resolves.toMatchObject({ kind: "invalid" });
+      await expect(authenticate(withHeader(token), { jwtSecrets: [SECRET] }), JSON.stringify(payload)).resolves.toMatchObject({ kind: "invalid" });
     }
   });
 });
