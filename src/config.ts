@@ -23,6 +23,10 @@ export interface RelayConfig {
   jwtAudience: string;
   /** The token claim that holds the relay rights. */
   relayClaim: string;
+  /** Where webhooks go (with `webhookSecret`); empty for none. */
+  webhookUrl: string;
+  /** The HMAC secret webhooks are signed with (the secret WEBHOOK_SECRET). */
+  webhookSecret: string;
   /** Channel patterns anyone may subscribe to without a token. */
   publicChannels: string[];
   /** Origins allowed to read HTTP responses and open WebSockets; `["*"]` for any. */
@@ -53,6 +57,8 @@ export const DEFAULTS: RelayConfig = {
   jwtIssuer: "",
   jwtAudience: "",
   relayClaim: "relay",
+  webhookUrl: "",
+  webhookSecret: "",
   publicChannels: [],
   corsOrigins: ["*"],
   maxSubscribersPerChannel: 10000,
@@ -78,6 +84,8 @@ type SettingName =
   | "RELAY_JWT_ISSUER"
   | "RELAY_JWT_AUDIENCE"
   | "RELAY_CLAIM"
+  | "WEBHOOK_URL"
+  | "WEBHOOK_SECRET"
   | "PUBLIC_CHANNELS"
   | "CORS_ORIGINS"
   | "MAX_SUBSCRIBERS_PER_CHANNEL"
@@ -107,6 +115,7 @@ export function readConfig(vars: Vars): RelayConfig {
     jwtIssuer: text(vars, "RELAY_JWT_ISSUER").trim(),
     jwtAudience: text(vars, "RELAY_JWT_AUDIENCE").trim(),
     relayClaim: text(vars, "RELAY_CLAIM").trim() || DEFAULTS.relayClaim,
+    ...webhookSettings(vars),
     publicChannels: list(vars, "PUBLIC_CHANNELS", DEFAULTS.publicChannels),
     corsOrigins: list(vars, "CORS_ORIGINS", DEFAULTS.corsOrigins),
     maxSubscribersPerChannel: positiveInt(vars, "MAX_SUBSCRIBERS_PER_CHANNEL", DEFAULTS.maxSubscribersPerChannel),
@@ -115,6 +124,25 @@ export function readConfig(vars: Vars): RelayConfig {
     wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),
     maxConnectionsPerIp: wholeNumber(vars, "MAX_CONNECTIONS_PER_IP", DEFAULTS.maxConnectionsPerIp),
   };
+}
+
+/** WEBHOOK_URL turns webhooks on and must be an http(s) URL; unsigned webhooks are not sent. */
+function webhookSettings(vars: Vars): Pick<RelayConfig, "webhookUrl" | "webhookSecret"> {
+  const webhookUrl = text(vars, "WEBHOOK_URL").trim();
+  const webhookSecret = text(vars, "WEBHOOK_SECRET");
+  if (webhookUrl === "") return { webhookUrl, webhookSecret };
+  if (!isHttpUrl(webhookUrl)) throw new Error(`Setting WEBHOOK_URL must be an http(s) URL, got ${JSON.stringify(webhookUrl)}`);
+  if (webhookSecret === "")
+    throw new Error("Setting WEBHOOK_URL needs the secret WEBHOOK_SECRET (wrangler secret put WEBHOOK_SECRET): webhooks are always signed");
+  return { webhookUrl, webhookSecret };
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    return ["http:", "https:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function positiveInt(vars: Vars, name: SettingName, fallback: number): number {
@@ -154,4 +182,9 @@ function list(vars: Vars, name: SettingName, fallback: string[]): string[] {
     .map((item) => item.trim())
     .filter((item) => item !== "");
   return items.length > 0 ? items : fallback;
+}
+
+/** Where and how webhooks are sent, when WEBHOOK_URL is set. */
+export function webhookTarget(config: RelayConfig): { url: string; secret: string } | undefined {
+  return config.webhookUrl === "" ? undefined : { url: config.webhookUrl, secret: config.webhookSecret };
 }

@@ -5,5 +5,7 @@ declare namespace Cloudflare {
     RELAY_JWT_SECRET?: string;
     /** The secret being rotated out; tokens signed with it stay valid until it is removed. */
     RELAY_JWT_SECRET_PREVIOUS?: string;
+    /** `wrangler secret put WEBHOOK_SECRET`: signs webhook POSTs (with WEBHOOK_URL). */
+    WEBHOOK_SECRET?: string;
   }
 }

@@ -1,5 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { logEvent } from "./observability/log";
+import { Metric, Metrics } from "./observability/metrics";
 import { RelayError } from "./protocol/errors";
 
 /**
@@ -24,15 +26,26 @@ export function unavailableError(error: unknown): RelayError | undefined {
 }
 
 /** `app.onError`: RelayErrors as they are, platform failures as 503, anything else as a plain 500 without internals. */
-export function renderError(err: Error, _c: Context): Response {
-  if (err instanceof RelayError) return err.toResponse();
+export function renderError(err: Error, c?: Context): Response {
+  const error = asRelayError(err);
+  if (c) recordRefusal(c, error, err);
+  return error.toResponse();
+}
+
+function asRelayError(err: Error): RelayError {
+  if (err instanceof RelayError) return err;
   const unavailable = unavailableError(err);
-  if (unavailable) return unavailable.toResponse();
-  if (err instanceof HTTPException && err.status < 500) {
-    return new RelayError("invalid_request", err.message || "The request could not be read.").toResponse();
-  }
-  console.error("unhandled error", err);
-  return new RelayError("internal", "The relay failed to handle this request; try again.").toResponse();
+  if (unavailable) return unavailable;
+  if (err instanceof HTTPException && err.status < 500) return new RelayError("invalid_request", err.message || "The request could not be read.");
+  return new RelayError("internal", "The relay failed to handle this request; try again.");
+}
+
+/** Limits and failures are what an operator watches: a metric for every refusal, a log line for those. */
+function recordRefusal(c: Context, error: RelayError, cause: Error): void {
+  new Metrics((c.env as Partial<Env>).METRICS).count(Metric.Refusal, c.req.param("channel") ?? "", error.code);
+  const path = new URL(c.req.url).pathname;
+  if (error.code === "internal") logEvent("error", "request.failed", { method: c.req.method, path, error: cause.stack ?? String(cause) });
+  else if (error.status === 429 || error.status === 503) logEvent("warn", "request.refused", { method: c.req.method, path, code: error.code });
 }
 
 export function renderNotFound(c: Context): Response {

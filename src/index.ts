@@ -1,8 +1,10 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { createApp } from "./app";
-import { readConfig } from "./config";
+import { readConfig, webhookTarget } from "./config";
 import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./protocol/validate";
 import { type PublishReceipt, publishMessage } from "./room/publish";
+import { deliverWebhooks } from "./webhooks/delivery";
+import type { WebhookEvent } from "./webhooks/events";
 
 export { ConnectionLimiter } from "./limits/connection-limiter";
 export { Room } from "./room/room";
@@ -25,6 +27,11 @@ export interface RpcPublishOptions {
 export default class Relay extends WorkerEntrypoint<Env> {
   override fetch(request: Request): Response | Promise<Response> {
     return app.fetch(request, this.env, this.ctx);
+  }
+
+  /** The webhook queue's consumer: POSTs each batch of events to WEBHOOK_URL, signed. */
+  override async queue(batch: MessageBatch<WebhookEvent>): Promise<void> {
+    await deliverWebhooks(batch, webhookTarget(readConfig(this.env)));
   }
 
   /**

@@ -33,6 +33,8 @@ describe("readConfig", () => {
       jwtIssuer: "",
       jwtAudience: "",
       relayClaim: "relay",
+      webhookUrl: "",
+      webhookSecret: "",
       publicChannels: [],
       corsOrigins: ["*"],
       maxSubscribersPerChannel: 10000,
@@ -67,6 +69,8 @@ describe("readConfig", () => {
         RELAY_JWT_ISSUER: "https://a.example/",
         RELAY_JWT_AUDIENCE: "edge-relay",
         RELAY_CLAIM: "https://app.example/relay",
+        WEBHOOK_URL: "https://app.example/hooks/relay",
+        WEBHOOK_SECRET: "whsec",
         PUBLIC_CHANNELS: " status.* , lobby ,",
         CORS_ORIGINS: "https://a.example,https://b.example",
         MAX_SUBSCRIBERS_PER_CHANNEL: "11",
@@ -90,6 +94,8 @@ describe("readConfig", () => {
       jwtIssuer: "https://a.example/",
       jwtAudience: "edge-relay",
       relayClaim: "https://app.example/relay",
+      webhookUrl: "https://app.example/hooks/relay",
+      webhookSecret: "whsec",
       publicChannels: ["status.*", "lobby"],
       corsOrigins: ["https://a.example", "https://b.example"],
       maxSubscribersPerChannel: 11,
@@ -145,5 +151,14 @@ describe("readConfig", () => {
   it("keeps only the secrets that are set", () => {
     expect(readConfig({ RELAY_JWT_SECRET: "s" }).jwtSecrets).toEqual(["s"]);
     expect(readConfig({ RELAY_JWT_SECRET_PREVIOUS: "old" }).jwtSecrets).toEqual(["old"]);
+  });
+});
+
+describe("readConfig: webhooks", () => {
+  it("turns them on only with an http(s) URL and a secret, and says what is missing", () => {
+    expect(readConfig({ WEBHOOK_SECRET: "whsec" }).webhookUrl).toBe("");
+    expect(() => readConfig({ WEBHOOK_URL: "https://app.example/hooks" })).toThrow(/WEBHOOK_SECRET/);
+    expect(() => readConfig({ WEBHOOK_URL: "ftp://app.example/hooks", WEBHOOK_SECRET: "s" })).toThrow(/WEBHOOK_URL must be an http\(s\) URL/);
+    expect(() => readConfig({ WEBHOOK_URL: "not a url", WEBHOOK_SECRET: "s" })).toThrow(/WEBHOOK_URL/);
   });
 });
