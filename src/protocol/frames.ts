@@ -3,6 +3,7 @@ import type { ErrorBody, ErrorCode } from "./errors";
 import type { MessageId } from "./ids";
 import { parseSeq } from "./ids";
 import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName } from "./names";
+import { REWIND } from "./validate";
 
 /** Frames the relay sends on a WebSocket, one JSON object per text frame. */
 export const ServerFrameType = {
@@ -86,6 +87,8 @@ export interface SubscribeFrame {
   channel: string;
   /** Resume after this id. */
   since?: number;
+  /** Without `since`: start with the last this many retained messages (at most 100). */
+  rewind?: number;
   /** Also receive join and leave frames. */
   presence?: boolean;
   ref?: string;
@@ -172,13 +175,17 @@ function parsePublish(value: Record<string, unknown>, ref: string | undefined, {
 }
 
 function parseSubscribe(value: Record<string, unknown>, ref: string | undefined): ParseResult {
-  const { channel, since, presence } = value;
+  const { channel, since, presence, rewind } = value;
   if (typeof channel !== "string" || !isChannelName(channel)) return invalid("invalid_channel", CHANNEL_NAME_RULE, ref);
   const seq = typeof since === "string" ? parseSeq(since) : undefined;
   if (since !== undefined && seq === undefined) return invalid("invalid_request", '"since" must be a message id as a string, like "5".', ref);
   if (presence !== undefined && typeof presence !== "boolean") return invalid("invalid_request", '"presence" must be true or false.', ref);
+  if (rewind !== undefined && (typeof rewind !== "number" || !Number.isSafeInteger(rewind) || rewind < 0)) {
+    return invalid("invalid_request", `"rewind" must be a whole number of messages (above ${REWIND.max} counts as ${REWIND.max}).`, ref);
+  }
   const frame: SubscribeFrame = { type: ClientFrameType.Subscribe, channel };
   if (seq !== undefined) frame.since = seq;
+  else if (typeof rewind === "number" && rewind > 0) frame.rewind = Math.min(rewind, REWIND.max);
   if (presence === true) frame.presence = true;
   if (ref !== undefined) frame.ref = ref;
   return { ok: true, frame };

@@ -59,3 +59,6 @@ export function optionalCount(name: string, value: string | undefined, { fallbac
   if (!/^[0-9]+$/.test(value)) throw new RelayError("invalid_request", `${name} must be a whole number from 0 up.`);
   return Math.min(Number(value), max);
 }
+
+/** `rewind=N`: start with the channel's last N retained messages, at most 100; absent is none. */
+export const REWIND: CountRange = { fallback: 0, max: 100 };

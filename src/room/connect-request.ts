@@ -27,6 +27,8 @@ export interface ConnectParams {
   clientId: string;
   /** Replay retained messages after this id before going live. */
   since?: number;
+  /** Without `since`: start with the last this many retained messages (`rewind=N`). */
+  rewind?: number;
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
   /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
@@ -53,6 +55,7 @@ export function connectRequest(params: ConnectParams): Request {
   query.set("transport", params.transport);
   query.set("client", params.clientId);
   if (params.since !== undefined) query.set("since", String(params.since));
+  if (params.rewind) query.set("rewind", String(params.rewind));
   if (params.presence) query.set("presence", "1");
   if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
   if (params.lease) {
@@ -79,6 +82,8 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   const since = sinceParam === null ? undefined : parseSeq(sinceParam);
   const leaseKey = query.get("lease_key");
   const leaseId = query.get("lease_id");
+  const rewindParam = query.get("rewind");
+  const rewind = rewindParam === null ? undefined : parseSeq(rewindParam);
   const expiresParam = query.get("expires");
   const expiresAt = expiresParam === null ? undefined : Number(expiresParam);
   if (url.pathname !== "/connect" || channel === null || !isChannelName(channel)) return undefined;
@@ -87,8 +92,10 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   if (upgrade !== (delivery === "socket")) return undefined;
   if (!isTransport(transport) || !clientId || clientId.length > MAX_CLIENT_ID) return undefined;
   if (sinceParam !== null && since === undefined) return undefined;
+  if (rewindParam !== null && rewind === undefined) return undefined;
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;
   const params: ConnectParams = { channel, delivery, transport, clientId, since, presence: query.get("presence") === "1", expiresAt };
+  if (rewind) params.rewind = rewind;
   if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
   if (query.get("own") === "1") {
     params.ownSocket = { canPublish: query.get("publish") === "1", publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden" };

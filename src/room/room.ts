@@ -320,9 +320,18 @@ export class Room extends DurableObject<Env> {
   /** Sends a newcomer its greeting, then what it missed after `since`. */
   #greet(send: (text: string) => void, format: SubscriberFormat, params: ConnectParams): void {
     const lastSeq = this.#store.lastSeq;
-    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
+    const since = params.since ?? this.#rewindStart(params.rewind);
+    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
-    if (params.since !== undefined) this.#replay(send, format, params.since);
+    if (since !== undefined) this.#replay(send, format, since);
+  }
+
+  /** Where `rewind=N` starts: N messages back, but never before the oldest retained one (a rewind reports no gap). */
+  #rewindStart(rewind: number | undefined): number | undefined {
+    if (!rewind) return undefined;
+    const lastSeq = this.#store.lastSeq;
+    const oldest = this.#store.oldestSeq(this.#notBefore()) ?? lastSeq + 1;
+    return Math.max(lastSeq - rewind, oldest - 1);
   }
 
   /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone. */

@@ -5,7 +5,7 @@ import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import { cursor, HISTORY_PAGE, invalidChannel, optionalEvent, optionalIdempotencyKey, POLL_TIMEOUT_SECONDS } from "../protocol/validate";
+import { cursor, HISTORY_PAGE, invalidChannel, optionalEvent, optionalIdempotencyKey, POLL_TIMEOUT_SECONDS, REWIND } from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
 import { messageTooLarge, publishMessage } from "../room/publish";
 import { roomOf } from "../room/stub";
@@ -46,6 +46,7 @@ resource(
       const channel = channelParam(c);
       const grant = grantFor(c, channel, "subscribe");
       const since = resumeFrom(c);
+      const rewind = countQuery(c, "rewind", REWIND);
       // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
       return connectToRoom(c, {
         channel,
@@ -53,6 +54,7 @@ resource(
         transport: "sse",
         clientId: clientIdOf(grant.subject),
         since,
+        rewind,
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
       });
@@ -71,6 +73,7 @@ resource(
       checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
+      const rewind = countQuery(c, "rewind", REWIND);
       // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
       return connectToRoom(c, {
         channel,
@@ -78,6 +81,7 @@ resource(
         transport: "ws",
         clientId: clientIdOf(grant.subject),
         since,
+        rewind,
         ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal },
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
@@ -95,8 +99,9 @@ resource(
       const channel = channelParam(c);
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
+      const rewind = countQuery(c, "rewind", REWIND);
       const timeoutSeconds = countQuery(c, "timeout", POLL_TIMEOUT_SECONDS);
-      return c.json(await longPoll(c.env, { channel, since, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+      return c.json(await longPoll(c.env, { channel, since, rewind, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
     },
   },
   { subscribes: true },

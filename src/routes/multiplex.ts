@@ -7,10 +7,10 @@ import { acquireConnection, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
-import { requireChannel } from "../protocol/validate";
+import { REWIND, requireChannel } from "../protocol/validate";
 import { multiplexSSE } from "../sse/multiplex";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
-import { requireUpgrade } from "./params";
+import { countQuery, requireUpgrade } from "./params";
 import { resource } from "./resource";
 
 /** `/v1/ws` and `/v1/events`: one connection for many channels. */
@@ -61,11 +61,13 @@ resource(
         grantFor(c, channel, "subscribe");
       }
       const resume = streamResume(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
+      const rewind = countQuery(c, "rewind", REWIND);
       const identity = c.get("identity");
       const lease = await acquireConnection(c.env, config, c.req.raw);
       return multiplexSSE(c.env, config, {
         channels,
         resume,
+        rewind,
         clientId: clientIdOf(subjectOf(identity)),
         presence: c.req.query("presence") === "1",
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,

@@ -11,6 +11,8 @@ export interface MultiplexSSERequest {
   channels: string[];
   /** Where to resume each channel; channels it leaves out start live. */
   resume: Cursor;
+  /** Channels the cursor leaves out start with their last this many retained messages. */
+  rewind?: number;
   clientId: string;
   presence: boolean;
   /** When the token expires (seconds since the epoch); the rooms end the stream then. */
@@ -26,7 +28,7 @@ export interface MultiplexSSERequest {
 export async function multiplexSSE(
   env: Env,
   config: RelayConfig,
-  { channels, resume, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest,
+  { channels, resume, rewind = 0, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest,
 ): Promise<Response> {
   const rooms: WebSocket[] = [];
   /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
@@ -47,7 +49,8 @@ export async function multiplexSSE(
   const onFrame = (text: string): void => {
     const frame = JSON.parse(text) as ServerFrame;
     if (frame.type === "subscribed") {
-      if (!resume.has(frame.channel)) position.set(frame.channel, Number(frame.lastId));
+      // A rewound channel starts that far back; its replayed messages then move the position on.
+      if (!resume.has(frame.channel)) position.set(frame.channel, Math.max(0, Number(frame.lastId) - rewind));
       greeted.add(frame.channel);
       if (greeted.size < channels.length || !early) return;
       // The first event id names every channel, so even a client that drops at once resumes losslessly.
@@ -88,7 +91,7 @@ export async function multiplexSSE(
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
-        { channel, delivery: "socket", transport: "sse", clientId, since, presence, expiresAt },
+        { channel, delivery: "socket", transport: "sse", clientId, since, rewind: since === undefined ? rewind : undefined, presence, expiresAt },
         { message: onFrame, close: () => stream.end() },
       );
       rooms.push(room);

@@ -8,6 +8,8 @@ export interface LongPollRequest {
   channel: string;
   /** Answer with what came after this id; without it, wait for the next new message. */
   since?: number;
+  /** Without `since`: answer with the last this many retained messages (none: wait for the next). */
+  rewind?: number;
   timeoutMs: number;
   clientId: string;
 }
@@ -24,7 +26,7 @@ export interface LongPollAnswer {
  * publish wakes all waiting pollers at once. The room greets with its last id and replays what is
  * after `since`; once that replay is in, or the first live message arrives, the answer goes out.
  */
-export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
+export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
   return new Promise<LongPollAnswer>((resolve, reject) => {
     const messages: Envelope[] = [];
     let lastId: MessageId = "0";
@@ -51,7 +53,8 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
       switch (frame.type) {
         case "subscribed":
           lastId = frame.lastId;
-          replayUntil = since !== undefined && since < Number(frame.lastId) ? Number(frame.lastId) : null;
+          // A replay (after `since`, or a rewind) runs up to the last id the greeting names.
+          replayUntil = (since !== undefined ? since < Number(frame.lastId) : (rewind ?? 0) > 0 && Number(frame.lastId) > 0) ? Number(frame.lastId) : null;
           if (timedOut && replayUntil === null) answer();
           break;
         case "gap":
@@ -68,7 +71,7 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
 
     openRoomSocket(
       env,
-      { channel, delivery: "socket", transport: "poll", clientId, since },
+      { channel, delivery: "socket", transport: "poll", clientId, since, rewind: since === undefined ? rewind : undefined },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
     ).then((opened) => {
       socket = opened;

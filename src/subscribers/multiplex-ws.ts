@@ -92,7 +92,7 @@ export class MultiplexSession {
   }
 
   async #subscribe(frame: SubscribeFrame): Promise<void> {
-    const { channel, since, presence, ref } = frame;
+    const { channel, since, rewind, presence, ref } = frame;
     if (this.#rooms.has(channel)) return this.#error(ref, "invalid_request", `Already subscribed to ${channel}.`);
     if (this.#rooms.size >= this.#context.config.maxChannelsPerConnection) {
       return this.#error(
@@ -108,7 +108,7 @@ export class MultiplexSession {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
       link.socket = await openRoomSocket(
         this.#context.env,
-        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, since, presence, expiresAt },
+        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, since, rewind, presence, expiresAt },
         {
           // A socket replaced by unsubscribe (and perhaps a new subscribe) is silent from then on.
           message: (text) => isCurrent() && this.#send(text),
