@@ -25,6 +25,8 @@ export interface ConnectParams {
   transport: Transport;
   /** Who this is in presence lists: the token's `sub`, else a connection id. */
   clientId: string;
+  /** The token's `sub`, when it has one: webhooks' `member`. */
+  subject?: string;
   /** Replay retained messages after this id before going live. */
   since?: number;
   /** Without `since`: start with the last this many retained messages (`rewind=N`). */
@@ -54,6 +56,7 @@ export function connectRequest(params: ConnectParams): Request {
   query.set("delivery", params.delivery);
   query.set("transport", params.transport);
   query.set("client", params.clientId);
+  if (params.subject !== undefined) query.set("subject", params.subject);
   if (params.since !== undefined) query.set("since", String(params.since));
   if (params.rewind) query.set("rewind", String(params.rewind));
   if (params.presence) query.set("presence", "1");
@@ -96,6 +99,8 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;
   const params: ConnectParams = { channel, delivery, transport, clientId, since, presence: query.get("presence") === "1", expiresAt };
   if (rewind) params.rewind = rewind;
+  const subject = query.get("subject");
+  if (subject !== null && subject.length <= MAX_CLIENT_ID) params.subject = subject;
   if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
   if (query.get("own") === "1") {
     params.ownSocket = { canPublish: query.get("publish") === "1", publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden" };

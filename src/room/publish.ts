@@ -1,5 +1,6 @@
 import type { RelayConfig } from "../config";
 import { unavailableError } from "../errors";
+import { Metric, Metrics } from "../observability/metrics";
 import { encodeData } from "../protocol/envelope";
 import { RelayError } from "../protocol/errors";
 import type { MessageId } from "../protocol/ids";
@@ -36,6 +37,7 @@ export async function publishMessage(env: Env, config: RelayConfig, request: Pub
   if (bytes.byteLength > config.maxMessageBytes) throw messageTooLarge(config);
   const data = typeof request.body === "string" ? { data: request.body } : encodeData(bytes);
   const { channel } = request;
+  const startedAt = Date.now();
   const result = await roomOf(env, channel)
     .publish(channel, { ...data, event: request.event ?? DEFAULT_EVENT, idempotencyKey: request.idempotencyKey, ifMatch: request.ifMatch })
     .catch((error: unknown) => {
@@ -46,6 +48,8 @@ export async function publishMessage(env: Env, config: RelayConfig, request: Pub
       details: { lastId: result.lastId },
     });
   }
+  // Publish-to-store time as the publisher sees it: the room's own clock does not move while it works.
+  if (result.status === "stored") new Metrics(env.METRICS).count(Metric.Publish, channel, "", 1, Date.now() - startedAt);
   const { id, event, ts } = result.message;
   return { id, channel, event, ts };
 }

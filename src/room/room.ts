@@ -24,6 +24,7 @@ import { TRANSPORTS } from "../protocol/transports";
 import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
+import { type ChannelCounters, RoomObservers, type Watched } from "./observers";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
@@ -49,6 +50,7 @@ export interface ChannelInfo {
   lastId: MessageId;
   oldestId: MessageId | null;
   subscribers: SubscriberCounts;
+  counters: ChannelCounters;
 }
 
 export interface PresenceList {
@@ -60,6 +62,8 @@ export interface PresenceList {
 /** Per-socket state that survives hibernation. */
 interface SocketAttachment {
   clientId: string;
+  /** The token's `sub`, when it has one. */
+  subject?: string;
   transport: Transport;
   joinedAt: number;
   /** Set for a client's own channel socket, whose frames the room answers. */
@@ -103,6 +107,7 @@ export class Room extends DurableObject<Env> {
   /** Publish rate per client socket; starting afresh after hibernation is fine. */
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
   readonly #sse: SSEStreams;
+  readonly #observers: RoomObservers;
   /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
   #lastReplay: { format: SubscriberFormat; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
 
@@ -113,7 +118,15 @@ export class Room extends DurableObject<Env> {
     this.#sse = new SSEStreams({
       keepaliveSeconds: this.#config.keepaliveSeconds,
       bufferBytes: this.#config.sseBufferBytes,
-      onEnd: (subscriber) => this.#streamEnded(subscriber),
+      onEnd: (subscriber, { fellBehind }) => this.#streamEnded(subscriber, fellBehind),
+    });
+    this.#observers = new RoomObservers({
+      ctx,
+      env,
+      config: this.#config,
+      store: this.#store,
+      channel: () => this.#channelName(),
+      subscribers: () => this.#watched(),
     });
     this.#channel = this.#store.getMeta("channel") as string | undefined;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -137,7 +150,13 @@ export class Room extends DurableObject<Env> {
 
   async info(channel: string): Promise<ChannelInfo> {
     this.#bind(channel);
-    return { channel, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(this.#notBefore()), subscribers: this.#counts() };
+    return {
+      channel,
+      lastId: formatId(this.#store.lastSeq),
+      oldestId: this.#oldestId(this.#notBefore()),
+      subscribers: this.#counts(),
+      counters: this.#observers.counters(),
+    };
   }
 
   async presence(channel: string): Promise<PresenceList> {
@@ -245,7 +264,7 @@ export class Room extends DurableObject<Env> {
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
     this.#lastReplay = undefined;
     const message = this.#envelope(stored);
-    this.#broadcast(Tag.messages, (format) => format.message(message));
+    this.#observers.delivered(this.#broadcast(Tag.messages, (format) => format.message(message)));
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
@@ -255,6 +274,7 @@ export class Room extends DurableObject<Env> {
     if (params.presence) tags.push(Tag.presence);
     const attachment: SocketAttachment = {
       clientId: params.clientId,
+      subject: params.subject,
       transport: params.transport,
       joinedAt: Date.now(),
       ownSocket: params.ownSocket,
@@ -264,6 +284,7 @@ export class Room extends DurableObject<Env> {
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
+    this.#observers.joined(attachment);
     this.ctx.acceptWebSocket(ws, tags);
     ws.serializeAttachment(attachment);
   }
@@ -271,6 +292,7 @@ export class Room extends DurableObject<Env> {
   #leave(ws: WebSocket): void {
     const attachment = attachmentOf(ws);
     if (attachment.left) return;
+    this.#observers.left(attachment);
     ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
     this.ctx.waitUntil(releaseConnection(this.env, attachment.lease));
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, memberOfAttachment(attachment), ws);
@@ -279,6 +301,7 @@ export class Room extends DurableObject<Env> {
   #openStream(params: ConnectParams): Response {
     const subscriber: SSESubscriber = {
       member: { id: params.clientId, transport: "sse", since: Date.now() },
+      subject: params.subject,
       presence: params.presence ?? false,
       expiresAt: params.expiresAt,
       lease: params.lease,
@@ -286,11 +309,14 @@ export class Room extends DurableObject<Env> {
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer joins, so it is not told of itself.
     this.#announce(ServerFrameType.Join, subscriber.member);
+    this.#observers.joined({ subject: subscriber.subject, transport: "sse" });
     return this.#sse.open(subscriber, (send) => this.#greet(send, subscriberFormats.sse, params));
   }
 
-  #streamEnded({ member, lease }: SSESubscriber): void {
+  #streamEnded({ member, lease, subject }: SSESubscriber, fellBehind: boolean): void {
     this.ctx.waitUntil(releaseConnection(this.env, lease));
+    if (fellBehind) this.#observers.dropped("sse");
+    this.#observers.left({ subject, transport: "sse" });
     this.#announce(ServerFrameType.Leave, member);
   }
 
@@ -308,13 +334,28 @@ export class Room extends DurableObject<Env> {
    * Sends to the sockets with `tag` (JSON frames) and the SSE streams `includeStream` accepts
    * (SSE text), encoding once per format that has someone to send to.
    */
-  #broadcast(tag: string, encode: (format: SubscriberFormat) => string, except?: WebSocket, includeStream?: (s: SSESubscriber) => boolean): void {
+  #broadcast(tag: string, encode: (format: SubscriberFormat) => string, except?: WebSocket, includeStream?: (s: SSESubscriber) => boolean): number {
+    let sent = 0;
     const sockets = this.ctx.getWebSockets(tag);
     if (sockets.length > 0) {
       const text = encode(subscriberFormats.json);
-      for (const ws of sockets) if (ws !== except) sendOrClose(ws, text);
+      for (const ws of sockets) {
+        if (ws === except) continue;
+        sendOrClose(ws, text);
+        sent += 1;
+      }
     }
-    if (this.#sse.size > 0) this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
+    if (this.#sse.size > 0) sent += this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
+    return sent;
+  }
+
+  /** Every subscriber the room holds, as its observers count them. */
+  *#watched(): Iterable<Watched> {
+    for (const ws of this.ctx.getWebSockets()) {
+      const { subject, transport, left } = attachmentOf(ws);
+      if (!left) yield { subject, transport };
+    }
+    for (const { subject } of this.#sse.subscribers()) yield { subject, transport: "sse" };
   }
 
   /** Sends a newcomer its greeting, then what it missed after `since`. */
@@ -352,6 +393,7 @@ export class Room extends DurableObject<Env> {
     if (oldest === null || oldest > since + 1) {
       const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
       frames.push(format.gap(gap));
+      this.#observers.gap();
     }
     for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
       frames.push(format.message(this.#envelope(stored)));

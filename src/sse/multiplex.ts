@@ -14,6 +14,8 @@ export interface MultiplexSSERequest {
   /** Channels the cursor leaves out start with their last this many retained messages. */
   rewind?: number;
   clientId: string;
+  /** The token's `sub`, when it has one. */
+  subject?: string;
   presence: boolean;
   /** When the token expires (seconds since the epoch); the rooms end the stream then. */
   expiresAt?: number;
@@ -28,7 +30,7 @@ export interface MultiplexSSERequest {
 export async function multiplexSSE(
   env: Env,
   config: RelayConfig,
-  { channels, resume, rewind = 0, clientId, presence, expiresAt, onEnd }: MultiplexSSERequest,
+  { channels, resume, rewind = 0, clientId, subject, presence, expiresAt, onEnd }: MultiplexSSERequest,
 ): Promise<Response> {
   const rooms: WebSocket[] = [];
   /** Position per channel, in the stream's channel order; filled in by each room's greeting. */
@@ -91,7 +93,7 @@ export async function multiplexSSE(
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
-        { channel, delivery: "socket", transport: "sse", clientId, since, rewind: since === undefined ? rewind : undefined, presence, expiresAt },
+        { channel, delivery: "socket", transport: "sse", clientId, subject, since, rewind: since === undefined ? rewind : undefined, presence, expiresAt },
         { message: onFrame, close: () => stream.end() },
       );
       rooms.push(room);

@@ -5,6 +5,8 @@ import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } fro
 /** One single-channel SSE subscriber, as its room knows it. */
 export interface SSESubscriber {
   member: PresenceMember;
+  /** The token's `sub`, when it has one. */
+  subject?: string;
   /** Also send it join and leave events. */
   presence: boolean;
   /** When its token expires, in seconds since the epoch. */
@@ -16,7 +18,7 @@ export interface SSEStreamsOptions {
   keepaliveSeconds: number;
   bufferBytes: number;
   /** Called once for each stream that ends, for any reason. */
-  onEnd(subscriber: SSESubscriber): void;
+  onEnd(subscriber: SSESubscriber, ending: { fellBehind: boolean }): void;
 }
 
 const encoder = new TextEncoder();
@@ -49,10 +51,10 @@ export class SSEStreams {
     const stream = new SSEStream({
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
-      onEnd: () => {
+      onEnd: (ending) => {
         this.#streams.delete(stream);
         if (this.#streams.size === 0) this.#stopKeepalive();
-        this.#options.onEnd(subscriber);
+        this.#options.onEnd(subscriber, ending);
       },
     });
     write((text) => stream.write(text));
@@ -63,9 +65,13 @@ export class SSEStreams {
     return stream.response;
   }
 
-  /** Writes finished SSE text to every stream (or those `include` accepts), encoding it once. */
-  broadcast(text: string, include?: (subscriber: SSESubscriber) => boolean): void {
-    this.#writeAll(encoder.encode(text), include);
+  /** Writes finished SSE text to every stream (or those `include` accepts), encoding it once; returns how many. */
+  broadcast(text: string, include?: (subscriber: SSESubscriber) => boolean): number {
+    return this.#writeAll(encoder.encode(text), include);
+  }
+
+  subscribers(): Iterable<SSESubscriber> {
+    return this.#streams.values();
   }
 
   members(): PresenceMember[] {
@@ -82,8 +88,14 @@ export class SSEStreams {
     for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield expiresAt;
   }
 
-  #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): void {
-    for (const [stream, subscriber] of this.#streams) if (!include || include(subscriber)) stream.writeBytes(bytes);
+  #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): number {
+    let written = 0;
+    for (const [stream, subscriber] of this.#streams) {
+      if (include && !include(subscriber)) continue;
+      stream.writeBytes(bytes);
+      written += 1;
+    }
+    return written;
   }
 
   #watch(stream: SSEStream): void {

@@ -5,8 +5,8 @@ export interface SSEStreamOptions {
   keepaliveSeconds?: number;
   /** Bytes the client may fall behind before its stream is ended. */
   bufferBytes: number;
-  /** Called once when the stream ends for any reason: the client left, fell behind, or `end()`. */
-  onEnd(): void;
+  /** Called once when the stream ends for any reason: the client left, fell behind (`fellBehind`), or `end()`. */
+  onEnd(ending: { fellBehind: boolean }): void;
   /**
    * Called when writes start waiting for the client to read what it was sent; the owner then
    * calls `flush()` every few ms until it returns false. Without it, the stream times its own.
@@ -43,7 +43,8 @@ export class SSEStream {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #open = true;
-  readonly #onEnd: () => void;
+  readonly #onEnd: (ending: { fellBehind: boolean }) => void;
+  #fellBehind = false;
   readonly #onBehind: (stream: SSEStream) => void;
   readonly #bufferBytes: number;
   /** Written while the client was behind; sent as one chunk once it has caught up. */
@@ -96,7 +97,10 @@ export class SSEStream {
     this.#pending.push(bytes);
     this.#pendingBytes += bytes.byteLength;
     // Fell too far behind: end after what is written; the client resumes from there.
-    if (this.#pendingBytes + this.#queuedBytes() > this.#bufferBytes) this.end();
+    if (this.#pendingBytes + this.#queuedBytes() > this.#bufferBytes) {
+      this.#fellBehind = true;
+      this.end();
+    }
   }
 
   /** Sends what waited, as one chunk, if the client has caught up; returns whether some still waits. */
@@ -135,7 +139,7 @@ export class SSEStream {
     if (!this.#open) return;
     this.#open = false;
     if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
-    this.#onEnd();
+    this.#onEnd({ fellBehind: this.#fellBehind });
   }
 }
 

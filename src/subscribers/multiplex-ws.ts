@@ -26,6 +26,8 @@ export interface MultiplexContext {
   /** The upgrade request's authorization, asked again for every channel. */
   authorize(channel: string, action: Action): Grant;
   clientId: string;
+  /** The token's `sub`, when it has one. */
+  subject?: string;
   /** Whose publishes count together against the rate limit. */
   publisherKey: string;
   /** Called once when the session ends. */
@@ -108,7 +110,7 @@ export class MultiplexSession {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
       link.socket = await openRoomSocket(
         this.#context.env,
-        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, since, rewind, presence, expiresAt },
+        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, subject: this.#context.subject, since, rewind, presence, expiresAt },
         {
           // A socket replaced by unsubscribe (and perhaps a new subscribe) is silent from then on.
           message: (text) => isCurrent() && this.#send(text),

@@ -58,7 +58,13 @@ describe("channel info", () => {
     await publishOk(channel, "x");
     const res = await relay(`/v1/channels/${channel}`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ channel, lastId: "1", oldestId: "1", subscribers: { ws: 0, sse: 0, poll: 0 } });
+    expect(await res.json()).toEqual({
+      channel,
+      lastId: "1",
+      oldestId: "1",
+      subscribers: { ws: 0, sse: 0, poll: 0 },
+      counters: { published: 1, delivered: 0, dropped: 0 },
+    });
   });
 });
 

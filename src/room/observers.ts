@@ -1,0 +1,111 @@
+import { type RelayConfig, webhookTarget } from "../config";
+import { logEvent } from "../observability/log";
+import { Metric, Metrics } from "../observability/metrics";
+import type { Transport } from "../protocol/transports";
+import { OccupancyLedger, type Occupant, type WebhookEvent } from "../webhooks/events";
+import type { MessageStore } from "./message-store";
+
+/** A subscriber as observers see it: who (its token `sub`, if any) and how it is connected. */
+export interface Watched extends Occupant {
+  transport: Transport;
+}
+
+/** The durable counters channel info shows: every message stored, delivered and dropped. */
+export interface ChannelCounters {
+  published: number;
+  delivered: number;
+  dropped: number;
+}
+
+const COUNTER_KEYS = { delivered: "delivered_count", dropped: "dropped_count" } as const;
+
+export interface RoomObserversOptions {
+  ctx: DurableObjectState;
+  env: Env;
+  config: RelayConfig;
+  store: MessageStore;
+  channel: () => string;
+  /** The subscribers the room holds right now (after a wake-up: its hibernated sockets). */
+  subscribers: () => Iterable<Watched>;
+}
+
+/**
+ * What the room tells the world about itself, in one place so its handlers stay about
+ * subscribers: webhook events through the queue (occupancy and members), Analytics Engine
+ * metrics, and the durable `published` / `delivered` / `dropped` counters of channel info.
+ * Long-polls come and go with each request, so they count in metrics but not in occupancy.
+ */
+export class RoomObservers {
+  readonly #options: RoomObserversOptions;
+  readonly #metrics: Metrics;
+  readonly #queue: Queue<WebhookEvent> | undefined;
+  #ledger: OccupancyLedger | undefined;
+
+  constructor(options: RoomObserversOptions) {
+    this.#options = options;
+    this.#metrics = new Metrics(options.env.METRICS);
+    this.#queue = webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
+  }
+
+  /** Call before the subscriber is counted anywhere else (accepted, or added to the streams). */
+  joined(subscriber: Watched): void {
+    this.#metrics.count(Metric.Connect, this.#options.channel(), subscriber.transport);
+    if (this.#queue && subscriber.transport !== "poll") this.#send(this.#ledgerNow().join(subscriber, Date.now()));
+  }
+
+  /** Call while the subscriber is still counted among the room's subscribers. */
+  left(subscriber: Watched): void {
+    this.#metrics.count(Metric.Disconnect, this.#options.channel(), subscriber.transport);
+    if (this.#queue && subscriber.transport !== "poll") this.#send(this.#ledgerNow().leave(subscriber, Date.now()));
+  }
+
+  /** A stored message went out to `recipients` subscribers. (Publishes are counted where they are timed: room/publish.ts.) */
+  delivered(recipients: number): void {
+    this.#metrics.count(Metric.Delivery, this.#options.channel(), "", recipients);
+    this.#bump("delivered", recipients);
+  }
+
+  gap(): void {
+    this.#metrics.count(Metric.Gap, this.#options.channel());
+  }
+
+  /** A subscriber fell too far behind and was dropped (it resumes from where it got to). */
+  dropped(transport: Transport): void {
+    this.#metrics.count(Metric.SlowConsumerDrop, this.#options.channel(), transport);
+    this.#bump("dropped", 1);
+  }
+
+  counters(): ChannelCounters {
+    const { store } = this.#options;
+    return {
+      published: store.lastSeq,
+      delivered: Number(store.getMeta(COUNTER_KEYS.delivered) ?? 0),
+      dropped: Number(store.getMeta(COUNTER_KEYS.dropped) ?? 0),
+    };
+  }
+
+  #bump(counter: keyof typeof COUNTER_KEYS, by: number): void {
+    if (by === 0) return;
+    const { store } = this.#options;
+    store.setMeta(COUNTER_KEYS[counter], Number(store.getMeta(COUNTER_KEYS[counter]) ?? 0) + by);
+  }
+
+  /** Built from the subscribers the room holds the first time it is needed after a wake-up. */
+  #ledgerNow(): OccupancyLedger {
+    this.#ledger ??= OccupancyLedger.of(
+      this.#options.channel(),
+      [...this.#options.subscribers()].filter((s) => s.transport !== "poll"),
+    );
+    return this.#ledger;
+  }
+
+  #send(events: WebhookEvent[]): void {
+    if (!this.#queue || events.length === 0) return;
+    const queue = this.#queue;
+    this.#options.ctx.waitUntil(
+      queue.sendBatch(events.map((body) => ({ body, contentType: "json" as const }))).catch((error: unknown) => {
+        logEvent("error", "webhook.enqueue_failed", { channel: this.#options.channel(), error: String(error) });
+      }),
+    );
+  }
+}

@@ -1,0 +1,121 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifySignature } from "../../src/webhooks/signature";
+import { openWs, openWsAt, request, uniqueChannel, type WsSubscriber } from "../support/clients";
+import { type Relay, startRelay } from "../support/relay";
+import { mintWith } from "../support/tokens";
+
+const SECRET = "relay-secret";
+const WEBHOOK_SECRET = "whsec_e2e";
+
+interface Received {
+  body: string;
+  signature: string | null;
+  answered: number;
+}
+
+let relay: Relay;
+let receiver: Server;
+const posts: Received[] = [];
+/** How many POSTs the receiver refuses before it starts taking them. */
+let refuseFirst = 1;
+
+/** Every event received, once per id (delivery is at least once). */
+function eventsReceived(): Array<{ id: string; type: string; channel: string; member?: string; ts: number }> {
+  const byId = new Map<string, { id: string; type: string; channel: string; member?: string; ts: number }>();
+  for (const post of posts.filter((p) => p.answered === 200)) for (const event of JSON.parse(post.body).events) byId.set(event.id, event);
+  return [...byId.values()];
+}
+
+async function waitUntil(predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(eventsReceived())}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      const answered = refuseFirst > 0 ? 500 : 200;
+      if (refuseFirst > 0) refuseFirst -= 1;
+      posts.push({ body, signature: req.headers["relay-signature"] as string | null, answered });
+      res.writeHead(answered).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/relay`;
+  relay = await startRelay({ vars: { RELAY_JWT_SECRET: SECRET, WEBHOOK_URL: url, WEBHOOK_SECRET } });
+});
+
+afterAll(async () => {
+  await relay?.stop();
+  await new Promise((resolve) => receiver?.close(resolve));
+});
+
+describe("webhooks through the queue to a real receiver", () => {
+  it("occupied and vacated once per channel, added and removed once per member, signed, retried after a refusal", async () => {
+    const channel = uniqueChannel("hooks");
+    const alice = await mintWith(SECRET, { subscribe: [channel] }, { sub: "alice" });
+    const bob = await mintWith(SECRET, { subscribe: [channel] }, { sub: "bob" });
+    const clients: WsSubscriber[] = [];
+    // Alice in two tabs on the channel's socket, Bob on the multi-channel socket.
+    clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
+    clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
+    const mux = await openWsAt(`${relay.url.replace(/^http/, "ws")}/v1/ws?token=${bob}`);
+    mux.send({ type: "subscribe", channel });
+    await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
+    clients.push(mux);
+
+    await waitUntil(() => eventsReceived().filter((e) => e.channel === channel).length >= 3, "occupied and two members added");
+    for (const client of clients) await client.close();
+    await waitUntil(() => eventsReceived().filter((e) => e.channel === channel).length >= 6, "two members removed and vacated");
+
+    const events = eventsReceived().filter((e) => e.channel === channel);
+    const described = events.map((e) => (e.member ? `${e.type} ${e.member}` : e.type));
+    expect(described.sort()).toEqual([
+      "channel.occupied",
+      "channel.vacated",
+      "member.added alice",
+      "member.added bob",
+      "member.removed alice",
+      "member.removed bob",
+    ]);
+    expect(events.find((e) => e.type === "channel.occupied")!.ts).toBeLessThanOrEqual(events.find((e) => e.type === "channel.vacated")!.ts);
+
+    // The first POST was refused and its events came again; every POST is signed over its raw body.
+    expect(posts[0]!.answered).toBe(500);
+    const refusedIds = JSON.parse(posts[0]!.body).events.map((e: { id: string }) => e.id);
+    const deliveredIds = new Set(eventsReceived().map((e) => e.id));
+    expect(refusedIds.every((id: string) => deliveredIds.has(id))).toBe(true);
+    for (const post of posts) {
+      const t = Number(/^t=(\d+),/.exec(post.signature ?? "")?.[1]);
+      expect(await verifySignature(WEBHOOK_SECRET, post.body, post.signature, t)).toBe(true);
+      expect(JSON.parse(post.body).events.length).toBeLessThanOrEqual(20);
+    }
+  });
+
+  it("channel info counts what was published and delivered, durably", async () => {
+    const channel = uniqueChannel("counters");
+    const token = await mintWith(SECRET, { subscribe: [channel], publish: [channel] });
+    const sub = await openWs(relay.url, channel, { query: { token } });
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${relay.url}/v1/channels/${channel}/messages`, {
+        method: "POST",
+        body: `m${i}`,
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(201);
+    }
+    await sub.waitForId("3", 10_000);
+    await sub.close();
+    const info = await request(`${relay.url}/v1/channels/${channel}`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(info.body.counters).toEqual({ published: 3, delivered: 3, dropped: 0 });
+  });
+});
