@@ -75,6 +75,11 @@ export class RoomObservers {
     this.#bump("dropped", 1);
   }
 
+  /** The relay closed a connection on its own (a limit, an expired token): one log line, no contents. */
+  forcedClose(transport: Transport, code: number, reason: string): void {
+    logEvent("warn", "connection.closed", { channel: this.#options.channel(), transport, code, reason });
+  }
+
   counters(): ChannelCounters {
     const { store } = this.#options;
     return {

@@ -214,7 +214,10 @@ export class Room extends DurableObject<Env> {
       return this.#sendFrame(ws, errorFrame(frame.ref, { code: publishRefusal, message }));
     }
     const verdict = this.#meterOf(ws).check(Date.now());
-    if (verdict === "disconnect") return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
+    if (verdict === "disconnect") {
+      this.#observers.forcedClose("ws", CloseCode.RateLimited, "publishing too fast");
+      return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
+    }
     if (verdict === "refuse") {
       return this.#sendFrame(
         ws,
@@ -244,6 +247,7 @@ export class Room extends DurableObject<Env> {
       const { expiresAt } = attachmentOf(ws);
       if (expiresAt !== undefined && expiresAt * 1000 <= now) {
         this.#leave(ws);
+        this.#observers.forcedClose(attachmentOf(ws).transport, CloseCode.TokenExpired, "token expired");
         closeQuietly(ws, CloseCode.TokenExpired, "token expired");
       }
     }

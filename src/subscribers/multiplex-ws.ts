@@ -2,6 +2,7 @@ import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
 import { checkPublishRate } from "../limits/publish-rate";
 import { PublishMeter } from "../limits/token-bucket";
+import { logEvent } from "../observability/log";
 import { CloseCode } from "../protocol/close-codes";
 import type { ErrorCode } from "../protocol/errors";
 import { RelayError } from "../protocol/errors";
@@ -163,6 +164,7 @@ export class MultiplexSession {
   #leave(code: number, reason: string): void {
     if (this.#leaving) return;
     this.#leaving = true;
+    logEvent("warn", "connection.closed", { transport: "ws", code, reason });
     void this.#publishing.then(() => this.#disconnect(code, reason));
   }
 
