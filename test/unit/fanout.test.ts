@@ -1,0 +1,168 @@
+import { describe, expect, it } from "vitest";
+import { type FedMessage, type HistoryFill, ShardFeed } from "../../src/fanout/feed";
+import { FanoutSender } from "../../src/fanout/sender";
+import { configuredShards, MAX_SHARDS, parseHotChannels, shardFor } from "../../src/fanout/settings";
+
+const m = (seq: number): FedMessage => ({ seq });
+const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => m(from + i));
+
+describe("HOT_CHANNELS", () => {
+  it("reads pattern:shards pairs, first match wins, others are one room", () => {
+    const rules = parseHotChannels(" scores.*:32, news:8 ,");
+    expect(rules).toEqual([
+      { pattern: "scores.*", shards: 32 },
+      { pattern: "news", shards: 8 },
+    ]);
+    expect(configuredShards(rules, "scores.final")).toBe(32);
+    expect(configuredShards(rules, "news")).toBe(8);
+    expect(configuredShards(rules, "newsroom")).toBe(1);
+    expect(parseHotChannels("")).toEqual([]);
+  });
+
+  it("refuses what is not a pattern:shards pair within bounds", () => {
+    for (const text of ["news", "news:", ":8", "news:0", `news:${MAX_SHARDS + 1}`, "news:2.5", "news:x"]) {
+      expect(() => parseHotChannels(text), text).toThrow(/HOT_CHANNELS/);
+    }
+  });
+
+  it("places subscribers on every shard, stably, without asking anyone", () => {
+    const counts = new Array(8).fill(0);
+    for (let i = 0; i < 8000; i++) counts[shardFor(`client-${i}`, 8)] += 1;
+    for (const count of counts) expect(count).toBeGreaterThan(800);
+    expect(shardFor("alice", 8)).toBe(shardFor("alice", 8));
+    expect(shardFor("alice", 1)).toBe(0);
+  });
+});
+
+/** A feed over a fake room whose history holds ids 1…`last`, of which `oldest`… are retained. */
+function feedOver(history: { last: number; oldest: number }, position = 0) {
+  const delivered: number[] = [];
+  const gaps: Array<{ after: number; oldest: number }> = [];
+  const fetches: Array<[number, number]> = [];
+  let failNext = false;
+  const feed = new ShardFeed<FedMessage>({
+    position,
+    windowSize: 5,
+    deliver: (messages) => delivered.push(...messages.map((x) => x.seq)),
+    deliverGap: (gap) => gaps.push(gap),
+    fetchHistory: async (after, through): Promise<HistoryFill<FedMessage>> => {
+      fetches.push([after, through]);
+      if (failNext) {
+        failNext = false;
+        throw new Error("room unreachable");
+      }
+      const start = Math.max(after + 1, history.oldest);
+      const messages = seqs(start, Math.min(through, history.last));
+      return start > after + 1 ? { messages, gap: { after, oldest: start } } : { messages };
+    },
+  });
+  return { feed, delivered, gaps, fetches, failOnce: () => (failNext = true) };
+}
+
+describe("ShardFeed: each id once, in order, holes filled from history", () => {
+  it("delivers contiguous pushes at once and skips what it already has", async () => {
+    const { feed, delivered, fetches } = feedOver({ last: 10, oldest: 1 });
+    feed.push(seqs(1, 3));
+    feed.push(seqs(2, 5));
+    await feed.settled();
+    expect(delivered).toEqual([1, 2, 3, 4, 5]);
+    expect(fetches).toEqual([]);
+  });
+
+  it("fills a hole (a lost push) before delivering what comes after it", async () => {
+    const { feed, delivered, fetches } = feedOver({ last: 10, oldest: 1 });
+    feed.push(seqs(1, 2));
+    feed.push(seqs(6, 7));
+    feed.push(seqs(8, 8)); // arrives while the fill runs: waits for it
+    await feed.settled();
+    expect(delivered).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(fetches).toEqual([[2, 5]]);
+  });
+
+  it("starting ahead of its position (a shard evicted, a room restarted) fills from there", async () => {
+    const { feed, delivered } = feedOver({ last: 20, oldest: 1 }, 10);
+    feed.push(seqs(15, 16));
+    await feed.settled();
+    expect(delivered).toEqual([11, 12, 13, 14, 15, 16]);
+  });
+
+  it("passes on only the gap the room's retention caused", async () => {
+    const { feed, delivered, gaps } = feedOver({ last: 30, oldest: 20 }, 5);
+    feed.push(seqs(25, 25));
+    await feed.settled();
+    expect(gaps).toEqual([{ after: 5, oldest: 20 }]);
+    expect(delivered).toEqual([20, 21, 22, 23, 24, 25]);
+  });
+
+  it("a failed fill delivers nothing out of order; the next push fills again", async () => {
+    const { feed, delivered, failOnce, fetches } = feedOver({ last: 10, oldest: 1 });
+    feed.push(seqs(1, 1));
+    failOnce();
+    feed.push(seqs(4, 4));
+    await feed.settled();
+    expect(delivered).toEqual([1]);
+    feed.push(seqs(5, 5));
+    await feed.settled();
+    expect(delivered).toEqual([1, 2, 3, 4, 5]);
+    expect(fetches).toEqual([
+      [1, 3],
+      [1, 3],
+    ]);
+  });
+
+  it("resumes a subscriber from its window when it reaches back far enough", async () => {
+    const { feed } = feedOver({ last: 10, oldest: 1 });
+    feed.push(seqs(1, 8));
+    await feed.settled();
+    expect(feed.replayFrom(5)?.map((x) => x.seq)).toEqual([6, 7, 8]);
+    expect(feed.replayFrom(3)?.map((x) => x.seq)).toEqual([4, 5, 6, 7, 8]);
+    expect(feed.replayFrom(2)).toBeUndefined(); // the window holds 4…8: ask the room
+    expect(feed.replayFrom(8)).toEqual([]);
+  });
+});
+
+describe("FanoutSender: one call in flight per shard, what piles up goes together", () => {
+  it("batches what is stored while a call runs, in order, per shard", async () => {
+    const calls: Array<[number, number[]]> = [];
+    const release: Array<() => void> = [];
+    const sender = new FanoutSender<number>(2, (shard, batch) => {
+      calls.push([shard, [...batch]]);
+      return new Promise<void>((resolve) => release.push(resolve));
+    });
+    sender.add(1);
+    sender.add(2);
+    sender.add(3);
+    expect(calls).toEqual([
+      [0, [1]],
+      [1, [1]],
+    ]);
+    for (const done of release.splice(0)) done();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(calls.slice(2)).toEqual([
+      [0, [2, 3]],
+      [1, [2, 3]],
+    ]);
+    for (const done of release.splice(0)) done();
+    await sender.idle();
+    // Calls grow with shards and publish bursts, not with subscribers.
+    expect(sender.calls).toBe(4);
+  });
+
+  it("a failed call is counted and the next batch goes on (the shard fills the hole)", async () => {
+    const calls: number[][] = [];
+    let fail = true;
+    const sender = new FanoutSender<number>(1, async (_shard, batch) => {
+      calls.push([...batch]);
+      if (fail) {
+        fail = false;
+        throw new Error("shard restarting");
+      }
+    });
+    sender.add(1);
+    await sender.idle();
+    sender.add(2);
+    await sender.idle();
+    expect(calls).toEqual([[1], [2]]);
+    expect(sender.failures).toBe(1);
+  });
+});
