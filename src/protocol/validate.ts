@@ -38,3 +38,11 @@ export function cursor(name: string, value: string | undefined): number | undefi
   if (seq === undefined) throw new RelayError("invalid_request", `${name} must be a message id: a whole number from 0 up.`);
   return seq;
 }
+
+/** The `frames` query of WebSocket routes: whether the client takes batch frames (`frames=batch`). */
+export function batchFramesOption(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (value !== "batch")
+    throw new RelayError("invalid_request", 'frames must be "batch" (several messages in one frame), or left out for one message per frame.');
+  return true;
+}

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type RelayConfig, readConfig } from "../config";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
+import { packFrames } from "../protocol/batch";
 import { CloseCode } from "../protocol/close-codes";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
@@ -22,6 +23,7 @@ import { DEFAULT_EVENT } from "../protocol/names";
 import type { Transport } from "../protocol/transports";
 import { TRANSPORTS } from "../protocol/transports";
 import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
+import { MessageBatcher } from "./batcher";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { closeQuietly } from "./sockets";
@@ -69,11 +71,17 @@ interface SocketAttachment {
   lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
+  /** Takes batch frames: its messages go out through the room's batcher. */
+  batch?: true;
 }
 
-/** Hibernation tags: every socket takes messages; found by its transport and whether it wants presence. */
+/**
+ * Hibernation tags: every socket takes messages, one at a time or in batch frames; found by its
+ * transport and whether it wants presence.
+ */
 const Tag = {
   messages: "json",
+  batchMessages: "json:batch",
   transport: (transport: Transport) => `t:${transport}`,
   presence: "presence:json",
 };
@@ -104,7 +112,9 @@ export class Room extends DurableObject<Env> {
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
   readonly #sse: SSEStreams;
   /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
-  #lastReplay: { format: SubscriberFormat; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
+  #lastReplay: { format: SubscriberFormat; batch: boolean; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
+  /** Coalesces messages for the sockets that take batch frames. */
+  readonly #batcher: MessageBatcher;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -116,6 +126,14 @@ export class Room extends DurableObject<Env> {
       onEnd: (subscriber) => this.#streamEnded(subscriber),
     });
     this.#channel = this.#store.getMeta("channel") as string | undefined;
+    this.#batcher = new MessageBatcher({
+      maxDelayMs: this.#config.batchMaxDelayMs,
+      maxBytes: this.#config.batchMaxBytes,
+      send: (frame) => {
+        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) sendOrClose(ws, frame);
+      },
+      setTimer: (fn, ms) => setTimeout(fn, ms),
+    });
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -163,6 +181,8 @@ export class Room extends DurableObject<Env> {
     if (refusal) return refusal.toResponse();
     if (params.delivery === "stream") return this.#openStream(params);
 
+    // What waits was read into the replay, or is before the newcomer's start: it must not get it again.
+    if (params.batch) this.#batcher.flush();
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
     this.#greet((text) => server.send(text), subscriberFormats.json, params);
@@ -203,7 +223,11 @@ export class Room extends DurableObject<Env> {
       );
     }
     const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
-    if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
+    if (result.status === "conflict") return;
+    const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
+    // The publisher gets its own message before the ack, also when the message waits for a batch.
+    if (attachmentOf(ws).batch) this.#batcher.afterFlush(ack);
+    else ack();
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -246,12 +270,13 @@ export class Room extends DurableObject<Env> {
     this.#lastReplay = undefined;
     const message = this.#envelope(stored);
     this.#broadcast(Tag.messages, (format) => format.message(message));
+    if (this.ctx.getWebSockets(Tag.batchMessages).length > 0) this.#batcher.add(subscriberFormats.json.message(message));
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
 
   #accept(ws: WebSocket, params: ConnectParams): void {
-    const tags = [Tag.messages, Tag.transport(params.transport)];
+    const tags = [params.batch ? Tag.batchMessages : Tag.messages, Tag.transport(params.transport)];
     if (params.presence) tags.push(Tag.presence);
     const attachment: SocketAttachment = {
       clientId: params.clientId,
@@ -261,6 +286,7 @@ export class Room extends DurableObject<Env> {
       expiresAt: params.expiresAt,
       lease: params.lease,
     };
+    if (params.batch) attachment.batch = true;
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
@@ -296,6 +322,8 @@ export class Room extends DurableObject<Env> {
 
   #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
     const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
+    // Every subscriber sees presence in the same place among the messages.
+    this.#batcher.flush();
     this.#broadcast(
       Tag.presence,
       (format) => format.presence(frame),
@@ -322,17 +350,17 @@ export class Room extends DurableObject<Env> {
     const lastSeq = this.#store.lastSeq;
     const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
-    if (params.since !== undefined) this.#replay(send, format, params.since);
+    if (params.since !== undefined) this.#replay(send, format, params.since, params.batch === true);
   }
 
-  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone. */
-  #replay(send: (text: string) => void, format: SubscriberFormat, since: number): void {
+  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone; in batch frames for a `batch` one. */
+  #replay(send: (text: string) => void, format: SubscriberFormat, since: number, batch: boolean): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
     const now = Date.now();
     const last = this.#lastReplay;
     // Reused only briefly, so the TTL boundary (HISTORY_TTL_SECONDS) moves by less than that meanwhile.
-    if (last && last.format === format && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
+    if (last && last.format === format && last.batch === batch && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
       for (const frame of last.frames) send(frame);
       return;
     }
@@ -344,16 +372,15 @@ export class Room extends DurableObject<Env> {
       const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
       frames.push(format.gap(gap));
     }
-    for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
-      frames.push(format.message(this.#envelope(stored)));
-    }
+    const messages = Array.from(this.#store.after(since, this.#config.historyLimit, notBefore), (stored) => format.message(this.#envelope(stored)));
+    for (const frame of batch ? packFrames(messages, this.#config.batchMaxBytes) : messages) frames.push(frame);
     let chars = 0;
     for (const frame of frames) {
       send(frame);
       chars += frame.length;
     }
     // Kept only when small: on a quiet channel it stays until the next publish.
-    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, since, lastSeq, at: now, frames };
+    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, batch, since, lastSeq, at: now, frames };
   }
 
   #counts(): SubscriberCounts {

@@ -5,7 +5,7 @@ import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import { cursor, invalidChannel, optionalEvent, optionalIdempotencyKey } from "../protocol/validate";
+import { batchFramesOption, cursor, invalidChannel, optionalEvent, optionalIdempotencyKey } from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
 import { messageTooLarge, publishMessage } from "../room/publish";
 import { roomOf } from "../room/stub";
@@ -76,6 +76,7 @@ resource(
       checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
+      const batch = batchFramesOption(c.req.query("frames"));
       // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
       return connectToRoom(c, {
         channel,
@@ -83,6 +84,7 @@ resource(
         transport: "ws",
         clientId: clientIdOf(grant.subject),
         since,
+        batch,
         ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal },
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,

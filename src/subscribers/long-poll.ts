@@ -63,12 +63,16 @@ export function longPoll(env: Env, { channel, since, timeoutMs, clientId }: Long
           messages.push(frame);
           if (caughtUp(Number(frame.id))) answer();
           break;
+        case "batch":
+          messages.push(...frame.messages);
+          if (caughtUp(Number(frame.messages.at(-1)?.id))) answer();
+          break;
       }
     };
 
     openRoomSocket(
       env,
-      { channel, delivery: "socket", transport: "poll", clientId, since },
+      { channel, delivery: "socket", transport: "poll", clientId, since, batch: true },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
     ).then((opened) => {
       socket = opened;
