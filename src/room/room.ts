@@ -190,7 +190,7 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { ownSocket } = attachmentOf(ws);
+    const { ownSocket, batch } = attachmentOf(ws);
     if (!ownSocket) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
@@ -226,7 +226,7 @@ export class Room extends DurableObject<Env> {
     if (result.status === "conflict") return;
     const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
     // The publisher gets its own message before the ack, also when the message waits for a batch.
-    if (attachmentOf(ws).batch) this.#batcher.afterFlush(ack);
+    if (batch) this.#batcher.afterFlush(ack);
     else ack();
   }
 
@@ -270,6 +270,7 @@ export class Room extends DurableObject<Env> {
     this.#lastReplay = undefined;
     const message = this.#envelope(stored);
     this.#broadcast(Tag.messages, (format) => format.message(message));
+    // With no socket taking batches, nobody needs it now: a newcomer reads it in its replay.
     if (this.ctx.getWebSockets(Tag.batchMessages).length > 0) this.#batcher.add(subscriberFormats.json.message(message));
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
