@@ -17,8 +17,8 @@ import { type PathChoice, type RelayLimits, SYSTEM_NAMES, type SystemName, type 
 const HELP = `npm run bench -- [options]
 
   --scenario LIST        ${SCENARIO_NAMES.join(", ")} or all (default fanout-ws)
-  --systems LIST         ${SYSTEM_NAMES.join(", ")} (default: the first three,
-                         plus edge-relay-base with --compare-root)
+  --systems LIST         ${SYSTEM_NAMES.join(", ")} (default: all but
+                         edge-relay-base, which runs with --compare-root)
   --path direct|proxy    direct (default): the Worker's own workerd port; proxy: wrangler's
                          ProxyWorker port in front of it (what a browser on npm run dev uses)
   --var NAME:VALUE       an Edge Relay Worker var (repeatable)
@@ -32,7 +32,7 @@ const HELP = `npm run bench -- [options]
                          edge-relay, to measure a change against its base in one run
   --compare-var NAME:VALUE  a Worker var for edge-relay-base only (A/B a setting)
 
-  fan-out   --subs ${DEFAULT_PARAMS.subs} --messages ${DEFAULT_PARAMS.messages} --size ${DEFAULT_PARAMS.size} --mode acked,rate --rate ${DEFAULT_PARAMS.rate}
+  fan-out   --subs ${DEFAULT_PARAMS.subs} --messages ${DEFAULT_PARAMS.messages} --size ${DEFAULT_PARAMS.size} --mode acked,rate --rate ${DEFAULT_PARAMS.rate} --in-flight ${DEFAULT_PARAMS.ackedInFlight} (acked)
   many      --channels ${DEFAULT_PARAMS.channels} --subs-per-channel ${DEFAULT_PARAMS.subsPerChannel} --messages-per-channel ${DEFAULT_PARAMS.messagesPerChannel} --concurrency ${DEFAULT_PARAMS.concurrency}
   publish   --concurrency ${DEFAULT_PARAMS.concurrency} --duration ${DEFAULT_PARAMS.durationSec} (s) --spread-channels ${DEFAULT_PARAMS.spreadChannels}
   idle      --idle-ws ${DEFAULT_PARAMS.idleWs} --idle-sse ${DEFAULT_PARAMS.idleSse} --idle-settle ${DEFAULT_PARAMS.idleSettleSec} (s)
@@ -114,6 +114,7 @@ async function main(): Promise<void> {
       size: { type: "string" },
       mode: { type: "string" },
       rate: { type: "string" },
+      "in-flight": { type: "string" },
       channels: { type: "string" },
       "subs-per-channel": { type: "string" },
       "messages-per-channel": { type: "string" },
@@ -167,6 +168,7 @@ async function main(): Promise<void> {
       size: num(values.size, "size"),
       modes: values.mode === undefined ? undefined : list<FanoutMode>(values.mode, ["acked", "rate"], [], "mode"),
       rate: num(values.rate, "rate"),
+      ackedInFlight: num(values["in-flight"], "in-flight"),
       channels: num(values.channels, "channels"),
       subsPerChannel: num(values["subs-per-channel"], "subs-per-channel"),
       messagesPerChannel: num(values["messages-per-channel"], "messages-per-channel"),

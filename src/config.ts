@@ -40,6 +40,10 @@ export interface RelayConfig {
   wsPublishBurst: number;
   /** Open WebSocket and SSE connections one client address may hold; 0 turns the limit off. */
   maxConnectionsPerIp: number;
+  /** Longest a message waits to share a batch frame with the next ones, in ms; 0 waits only for the room's next turn. */
+  batchMaxDelayMs: number;
+  /** Largest batch frame, in UTF-8 bytes. */
+  batchMaxBytes: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -66,6 +70,8 @@ export const DEFAULTS: RelayConfig = {
   wsPublishRate: 50,
   wsPublishBurst: 100,
   maxConnectionsPerIp: 1000,
+  batchMaxDelayMs: 5,
+  batchMaxBytes: 65536,
 };
 
 type SettingName =
@@ -92,7 +98,9 @@ type SettingName =
   | "MAX_FRAME_BYTES"
   | "WS_PUBLISH_RATE"
   | "WS_PUBLISH_BURST"
-  | "MAX_CONNECTIONS_PER_IP";
+  | "MAX_CONNECTIONS_PER_IP"
+  | "BATCH_MAX_DELAY_MS"
+  | "BATCH_MAX_BYTES";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -123,6 +131,8 @@ export function readConfig(vars: Vars): RelayConfig {
     wsPublishRate: positiveInt(vars, "WS_PUBLISH_RATE", DEFAULTS.wsPublishRate),
     wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),
     maxConnectionsPerIp: wholeNumber(vars, "MAX_CONNECTIONS_PER_IP", DEFAULTS.maxConnectionsPerIp),
+    batchMaxDelayMs: wholeNumber(vars, "BATCH_MAX_DELAY_MS", DEFAULTS.batchMaxDelayMs),
+    batchMaxBytes: positiveInt(vars, "BATCH_MAX_BYTES", DEFAULTS.batchMaxBytes),
   };
 }
 

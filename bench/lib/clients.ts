@@ -154,7 +154,7 @@ export function subscribeWs(url: string, options: SubscribeOptions): Promise<Sub
       closed: () => isClosed,
     };
     ws.on("message", (raw: Buffer) => {
-      let frame: { type?: string; id?: string; data?: string };
+      let frame: { type?: string; id?: string; data?: string; messages?: Array<{ id?: string; data?: string }> };
       try {
         frame = JSON.parse(raw.toString("utf8")) as typeof frame;
       } catch {
@@ -162,6 +162,10 @@ export function subscribeWs(url: string, options: SubscribeOptions): Promise<Sub
         return;
       }
       if (frame.type === "message") return onEnvelope(frame.id, frame.data, options);
+      if (frame.type === "batch") {
+        for (const envelope of frame.messages ?? []) onEnvelope(envelope.id, envelope.data, options);
+        return;
+      }
       if (frame.type === "subscribed" && !settled) {
         settled = true;
         clearTimeout(timer);

@@ -3,7 +3,13 @@
 import type { Row } from "./scenarios";
 import type { SystemName } from "./systems";
 
-const COLORS: Record<SystemName, string> = { "edge-relay": "#f38020", partyserver: "#6f42c1", "node-ws": "#2e7d32", "edge-relay-base": "#f7b267" };
+const COLORS: Record<SystemName, string> = {
+  "edge-relay": "#f38020",
+  "edge-relay-batch": "#c2410c",
+  partyserver: "#6f42c1",
+  "node-ws": "#2e7d32",
+  "edge-relay-base": "#f7b267",
+};
 
 function fmt(n: number | null | undefined, digits = 0): string {
   if (n === null || n === undefined || Number.isNaN(n)) return "–";
@@ -165,17 +171,18 @@ export function renderRatios(rows: Row[]): string {
   const groups = new Map<string, Row[]>();
   for (const r of rows) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
   for (const group of groups.values()) {
-    const relay = group.find((r) => r.system === "edge-relay");
-    if (!relay) continue;
-    for (const other of group) {
-      if (other === relay) continue;
-      const parts: string[] = [];
-      const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a && b ? `${(a / b).toFixed(2)}×` : "–");
-      if (relay.deliveriesPerSec !== null) parts.push(`deliveries/s ${ratio(relay.deliveriesPerSec, other.deliveriesPerSec)}`);
-      else if (relay.publishPerSec !== null) parts.push(`POST/s ${ratio(relay.publishPerSec, other.publishPerSec)}`);
-      if (relay.latency && other.latency) parts.push(`p99 ${ratio(relay.latency.p99, other.latency.p99)} (lower is better)`);
-      if (relay.idle && other.idle) parts.push(`memory per connection ${ratio(relay.idle.perConnectionKB, other.idle.perConnectionKB)} (lower is better)`);
-      lines.push(`  ${relay.scenario} ${relay.case} ${relay.transport}: edge-relay vs ${other.system}: ${parts.join(", ")}`);
+    for (const relay of group.filter((r) => r.system === "edge-relay" || r.system === "edge-relay-batch")) {
+      for (const other of group) {
+        // Batch mode against plain mode is printed once, from the batch row.
+        if (other === relay || (relay.system === "edge-relay" && other.system === "edge-relay-batch")) continue;
+        const parts: string[] = [];
+        const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+        if (relay.deliveriesPerSec !== null) parts.push(`deliveries/s ${ratio(relay.deliveriesPerSec, other.deliveriesPerSec)}`);
+        else if (relay.publishPerSec !== null) parts.push(`POST/s ${ratio(relay.publishPerSec, other.publishPerSec)}`);
+        if (relay.latency && other.latency) parts.push(`p99 ${ratio(relay.latency.p99, other.latency.p99)} (lower is better)`);
+        if (relay.idle && other.idle) parts.push(`memory per connection ${ratio(relay.idle.perConnectionKB, other.idle.perConnectionKB)} (lower is better)`);
+        lines.push(`  ${relay.scenario} ${relay.case} ${relay.transport}: ${relay.system} vs ${other.system}: ${parts.join(", ")}`);
+      }
     }
   }
   // SSE against the relay's own WebSocket fan-out, same case.
@@ -185,7 +192,7 @@ export function renderRatios(rows: Row[]): string {
       lines.push(`  edge-relay ${sse.case}: SSE fan-out is ${(ws.deliveriesPerSec / sse.deliveriesPerSec).toFixed(2)}× slower than WS (goal ≤ 1.5×)`);
     }
   }
-  return lines.length > 0 ? ["ratios (edge-relay ÷ other):", ...lines].join("\n") : "";
+  return lines.length > 0 ? ["ratios (edge-relay or edge-relay-batch ÷ other):", ...lines].join("\n") : "";
 }
 
 // ---------------------------------------------------------------------------------------------

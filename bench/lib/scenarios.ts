@@ -21,6 +21,8 @@ export interface ScenarioParams {
   modes: FanoutMode[];
   /** messages/s in "rate" mode. */
   rate: number;
+  /** "acked" mode: publishes in flight, each waiting for its 201 before its lane sends the next. */
+  ackedInFlight: number;
   /** many-channels: channels × subscribers per channel, messages per channel. */
   channels: number;
   subsPerChannel: number;
@@ -50,6 +52,7 @@ export const DEFAULT_PARAMS: ScenarioParams = {
   size: 256,
   modes: ["acked", "rate"],
   rate: 50,
+  ackedInFlight: 8,
   channels: 500,
   subsPerChannel: 2,
   messagesPerChannel: 10,
@@ -283,8 +286,9 @@ function closeAll(subscribers: Array<Subscriber | undefined>): void {
 function subscribeWith(ctx: ScenarioContext, transport: Transport, channel: string, seen: Seen, deliveries: Deliveries, since?: string): Promise<Subscriber> {
   const urls = ctx.system.urls(channel);
   const timeoutMs = 30_000;
-  if (transport === "ws") return subscribeWs(since === undefined ? urls.ws : `${urls.ws}?since=${since}`, { seen, deliveries, timeoutMs });
-  return subscribeSse(since === undefined ? urls.sse : `${urls.sse}?since=${since}`, { seen, deliveries, timeoutMs });
+  const resuming = (url: string): string => (since === undefined ? url : `${url}${url.includes("?") ? "&" : "?"}since=${since}`);
+  if (transport === "ws") return subscribeWs(resuming(urls.ws), { seen, deliveries, timeoutMs });
+  return subscribeSse(resuming(urls.sse), { seen, deliveries, timeoutMs });
 }
 
 interface DeliveryTally {
@@ -336,7 +340,7 @@ function baseRow(
 // fanout-ws / fanout-sse: 1 publisher → N subscribers on one channel
 
 export async function fanout(ctx: ScenarioContext, transport: Transport, mode: FanoutMode): Promise<Row> {
-  const { subs, messages, size, rate, timeoutMs } = ctx.params;
+  const { subs, messages, size, rate, ackedInFlight, timeoutMs } = ctx.params;
   const scenario: ScenarioName = transport === "ws" ? "fanout-ws" : "fanout-sse";
   const kase = mode === "acked" ? "acked" : `rate ${rate}/s`;
   const label = `${ctx.system.name} ${scenario} ${kase}`;
@@ -352,7 +356,7 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
   );
   const live = subscribers.filter((s): s is Subscriber => s !== undefined);
 
-  const publisher = new Publisher(mode === "acked" ? 1 : 512);
+  const publisher = new Publisher(mode === "acked" ? ackedInFlight : 512);
   const url = ctx.system.urls(channel).publish;
   const results: Array<PublishResult | undefined> = new Array(messages + 1);
   const ackedSeqs: number[] = [];
@@ -364,10 +368,11 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
   meter.begin();
   const started = performance.now();
   if (mode === "acked") {
-    for (let seq = 1; seq <= messages; seq++) {
+    await pool(messages, ackedInFlight, async (i) => {
+      const seq = i + 1;
       onResult(seq, await publisher.post(url, makePayload(seq, size)));
       if (seq % 50 === 0) ctx.progress(`${label}: published ${seq}/${messages}, ${deliveries.count} deliveries`);
-    }
+    });
   } else {
     const inflight: Array<Promise<void>> = [];
     const interval = 1000 / rate;
@@ -414,6 +419,7 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
     connect,
     ...meter.finish(),
   };
+  if (mode === "acked") row.notes.push(`${ackedInFlight} publishes in flight`);
   if (!complete) row.notes.push(`timed out after ${timeoutMs} ms waiting for deliveries`);
   if (connect.failed) row.notes.push(`${connect.failed} subscribers failed to connect (${connect.firstError})`);
   if (publisher.retries) row.notes.push(`${publisher.retries} publishes re-sent after a kept-alive socket was closed under them`);

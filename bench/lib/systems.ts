@@ -10,8 +10,12 @@ import { listeningPorts, processInfo, processTree } from "./proc";
 export const ROOT = resolve(import.meta.dirname, "../..");
 const BASELINES = join(ROOT, "bench/baselines");
 
-/** "edge-relay-base": a second Edge Relay from another checkout (`compareRoot`), to A/B a change in one run. */
-export const SYSTEM_NAMES = ["edge-relay", "partyserver", "node-ws", "edge-relay-base"] as const;
+/**
+ * "edge-relay-batch": Edge Relay with WebSocket subscribers that take batch frames (`?frames=batch`,
+ * what the SDK asks for), in a process of its own. "edge-relay-base": a second Edge Relay from
+ * another checkout (`compareRoot`), to A/B a change in one run.
+ */
+export const SYSTEM_NAMES = ["edge-relay", "edge-relay-batch", "partyserver", "node-ws", "edge-relay-base"] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 export type Transport = "ws" | "sse";
 
@@ -71,6 +75,17 @@ export const SYSTEMS: Record<SystemName, SystemSpec> = {
     workerd: true,
     command: relayCommand((options) => options.relayRoot ?? ROOT),
     urls: v1Urls,
+  },
+  "edge-relay-batch": {
+    name: "edge-relay-batch",
+    description: "Edge Relay as edge-relay, its WebSocket subscribers taking batch frames (?frames=batch, the SDK's mode)",
+    transports: ["ws"],
+    workerd: true,
+    command: relayCommand((options) => options.relayRoot ?? ROOT),
+    urls: (base, channel) => {
+      const urls = v1Urls(base, channel);
+      return { ...urls, ws: `${urls.ws}?frames=batch` };
+    },
   },
   partyserver: {
     name: "partyserver",

@@ -15,6 +15,7 @@ export const DEFAULTS = {
   pollTimeout: 25_000,
   fallbackAfter: 2,
   autoConnect: true,
+  batchFrames: true,
 } as const;
 
 /** The options with every default filled in and the relay's URL split into its HTTP and WebSocket bases. */
@@ -33,6 +34,7 @@ export interface ResolvedOptions {
   pollTimeout: number;
   fallbackAfter: number;
   autoConnect: boolean;
+  batchFrames: boolean;
   WebSocket: WebSocketConstructor | undefined;
   fetch: FetchLike;
   window: EventTargetLike | undefined;
@@ -65,6 +67,7 @@ export function resolveOptions(options: RelayClientOptions): ResolvedOptions {
     pollTimeout: options.pollTimeout ?? DEFAULTS.pollTimeout,
     fallbackAfter: options.fallbackAfter ?? DEFAULTS.fallbackAfter,
     autoConnect: options.autoConnect ?? DEFAULTS.autoConnect,
+    batchFrames: options.batchFrames ?? DEFAULTS.batchFrames,
     WebSocket: options.WebSocket ?? globals.WebSocket,
     // Browsers throw "Illegal invocation" when fetch is called detached from its global.
     fetch: options.fetch ?? ((url, init) => fetchImpl.call(globalThis, url, init)),

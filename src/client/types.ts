@@ -58,6 +58,11 @@ export interface RelayClientOptions {
   fallbackAfter?: number;
   /** Connect from the constructor. Default true; else call `connect()`. */
   autoConnect?: boolean;
+  /**
+   * Let the relay send several messages in one WebSocket frame (`?frames=batch`), which costs it
+   * less under load; handlers still get each message on its own, in order. Default true.
+   */
+  batchFrames?: boolean;
   /** Injected platform pieces (tests, Node, workers); the globals by default. */
   WebSocket?: WebSocketConstructor;
   fetch?: FetchLike;

@@ -9,6 +9,8 @@ import { REWIND } from "./validate";
 export const ServerFrameType = {
   Subscribed: "subscribed",
   Message: "message",
+  /** Several messages in one frame, for subscribers that asked for `?frames=batch`. */
+  Batch: "batch",
   Gap: "gap",
   Ack: "ack",
   Error: "error",
@@ -22,6 +24,12 @@ export interface SubscribedFrame {
   type: typeof ServerFrameType.Subscribed;
   channel: string;
   lastId: MessageId;
+}
+
+/** Several envelopes of one channel in one frame, in id order. */
+export interface BatchFrame {
+  type: typeof ServerFrameType.Batch;
+  messages: Envelope[];
 }
 
 /** Messages after `after` are no longer retained; delivery resumes at `oldest`. */
@@ -63,7 +71,7 @@ export interface PresenceFrame {
   subscriber: PresenceMember;
 }
 
-export type ServerFrame = SubscribedFrame | UnsubscribedFrame | Envelope | GapFrame | AckFrame | ErrorFrame | PresenceFrame;
+export type ServerFrame = SubscribedFrame | UnsubscribedFrame | Envelope | BatchFrame | GapFrame | AckFrame | ErrorFrame | PresenceFrame;
 
 /** Frames a client sends. */
 export const ClientFrameType = {

@@ -62,3 +62,10 @@ export function optionalCount(name: string, value: string | undefined, { fallbac
 
 /** `rewind=N`: start with the channel's last N retained messages, at most 100; absent is none. */
 export const REWIND: CountRange = { fallback: 0, max: 100 };
+/** The `frames` query of WebSocket routes: whether the client takes batch frames (`frames=batch`). */
+export function batchFramesOption(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (value !== "batch")
+    throw new RelayError("invalid_request", 'frames must be "batch" (several messages in one frame), or left out for one message per frame.');
+  return true;
+}

@@ -33,6 +33,8 @@ export interface ConnectParams {
   rewind?: number;
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
+  /** A socket that takes batch frames (`?frames=batch`): several messages in one frame. */
+  batch?: boolean;
   /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
   expiresAt?: number;
   /** The client address's connection slot, which the room gives back when the subscriber leaves. */
@@ -60,6 +62,7 @@ export function connectRequest(params: ConnectParams): Request {
   if (params.since !== undefined) query.set("since", String(params.since));
   if (params.rewind) query.set("rewind", String(params.rewind));
   if (params.presence) query.set("presence", "1");
+  if (params.batch) query.set("frames", "batch");
   if (params.expiresAt !== undefined) query.set("expires", String(params.expiresAt));
   if (params.lease) {
     query.set("lease_key", params.lease.key);
@@ -97,10 +100,13 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   if (sinceParam !== null && since === undefined) return undefined;
   if (rewindParam !== null && rewind === undefined) return undefined;
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) return undefined;
+  const frames = query.get("frames");
+  if (frames !== null && (frames !== "batch" || delivery !== "socket")) return undefined;
   const params: ConnectParams = { channel, delivery, transport, clientId, since, presence: query.get("presence") === "1", expiresAt };
   if (rewind) params.rewind = rewind;
   const subject = query.get("subject");
   if (subject !== null && subject.length <= MAX_CLIENT_ID) params.subject = subject;
+  if (frames === "batch") params.batch = true;
   if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
   if (query.get("own") === "1") {
     params.ownSocket = { canPublish: query.get("publish") === "1", publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden" };

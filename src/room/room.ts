@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type RelayConfig, readConfig } from "../config";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
+import { packFrames } from "../protocol/batch";
 import { CloseCode } from "../protocol/close-codes";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
@@ -22,6 +23,7 @@ import { DEFAULT_EVENT } from "../protocol/names";
 import type { Transport } from "../protocol/transports";
 import { TRANSPORTS } from "../protocol/transports";
 import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
+import { MessageBatcher } from "./batcher";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { type ChannelCounters, RoomObservers, type Watched } from "./observers";
@@ -73,11 +75,17 @@ interface SocketAttachment {
   lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
+  /** Takes batch frames: its messages go out through the room's batcher. */
+  batch?: true;
 }
 
-/** Hibernation tags: every socket takes messages; found by its transport and whether it wants presence. */
+/**
+ * Hibernation tags: every socket takes messages, one at a time or in batch frames; found by its
+ * transport and whether it wants presence.
+ */
 const Tag = {
   messages: "json",
+  batchMessages: "json:batch",
   transport: (transport: Transport) => `t:${transport}`,
   presence: "presence:json",
 };
@@ -109,7 +117,9 @@ export class Room extends DurableObject<Env> {
   readonly #sse: SSEStreams;
   readonly #observers: RoomObservers;
   /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
-  #lastReplay: { format: SubscriberFormat; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
+  #lastReplay: { format: SubscriberFormat; batch: boolean; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
+  /** Coalesces messages for the sockets that take batch frames. */
+  readonly #batcher: MessageBatcher;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -129,6 +139,14 @@ export class Room extends DurableObject<Env> {
       subscribers: () => this.#watched(),
     });
     this.#channel = this.#store.getMeta("channel") as string | undefined;
+    this.#batcher = new MessageBatcher({
+      maxDelayMs: this.#config.batchMaxDelayMs,
+      maxBytes: this.#config.batchMaxBytes,
+      send: (frame) => {
+        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) sendOrClose(ws, frame);
+      },
+      setTimer: (fn, ms) => setTimeout(fn, ms),
+    });
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -182,6 +200,8 @@ export class Room extends DurableObject<Env> {
     if (refusal) return refusal.toResponse();
     if (params.delivery === "stream") return this.#openStream(params);
 
+    // What waits was read into the replay, or is before the newcomer's start: it must not get it again.
+    if (params.batch) this.#batcher.flush();
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
     this.#greet((text) => server.send(text), subscriberFormats.json, params);
@@ -189,7 +209,7 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { ownSocket } = attachmentOf(ws);
+    const { ownSocket, batch } = attachmentOf(ws);
     if (!ownSocket) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
@@ -225,7 +245,11 @@ export class Room extends DurableObject<Env> {
       );
     }
     const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
-    if (result.status !== "conflict") this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
+    if (result.status === "conflict") return;
+    const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
+    // The publisher gets its own message before the ack, also when the message waits for a batch.
+    if (batch) this.#batcher.afterFlush(ack);
+    else ack();
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -268,13 +292,17 @@ export class Room extends DurableObject<Env> {
     const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
     this.#lastReplay = undefined;
     const message = this.#envelope(stored);
-    this.#observers.delivered(this.#broadcast(Tag.messages, (format) => format.message(message)));
+    const sent = this.#broadcast(Tag.messages, (format) => format.message(message));
+    // With no socket taking batches, nobody needs it now: a newcomer reads it in its replay.
+    const batchSockets = this.ctx.getWebSockets(Tag.batchMessages).length;
+    if (batchSockets > 0) this.#batcher.add(subscriberFormats.json.message(message));
+    this.#observers.delivered(sent + batchSockets);
     this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
     return { status: "stored", message };
   }
 
   #accept(ws: WebSocket, params: ConnectParams): void {
-    const tags = [Tag.messages, Tag.transport(params.transport)];
+    const tags = [params.batch ? Tag.batchMessages : Tag.messages, Tag.transport(params.transport)];
     if (params.presence) tags.push(Tag.presence);
     const attachment: SocketAttachment = {
       clientId: params.clientId,
@@ -285,6 +313,7 @@ export class Room extends DurableObject<Env> {
       expiresAt: params.expiresAt,
       lease: params.lease,
     };
+    if (params.batch) attachment.batch = true;
     if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
@@ -326,6 +355,8 @@ export class Room extends DurableObject<Env> {
 
   #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
     const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
+    // Every subscriber sees presence in the same place among the messages.
+    this.#batcher.flush();
     this.#broadcast(
       Tag.presence,
       (format) => format.presence(frame),
@@ -368,7 +399,7 @@ export class Room extends DurableObject<Env> {
     const since = params.since ?? this.#rewindStart(params.rewind);
     const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
-    if (since !== undefined) this.#replay(send, format, since);
+    if (since !== undefined) this.#replay(send, format, since, params.batch === true);
   }
 
   /** Where `rewind=N` starts: N messages back, but never before the oldest retained one (a rewind reports no gap). */
@@ -379,14 +410,14 @@ export class Room extends DurableObject<Env> {
     return Math.max(lastSeq - rewind, oldest - 1);
   }
 
-  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone. */
-  #replay(send: (text: string) => void, format: SubscriberFormat, since: number): void {
+  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone; in batch frames for a `batch` one. */
+  #replay(send: (text: string) => void, format: SubscriberFormat, since: number, batch: boolean): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
     const now = Date.now();
     const last = this.#lastReplay;
     // Reused only briefly, so the TTL boundary (HISTORY_TTL_SECONDS) moves by less than that meanwhile.
-    if (last && last.format === format && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
+    if (last && last.format === format && last.batch === batch && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
       for (const frame of last.frames) send(frame);
       return;
     }
@@ -399,16 +430,15 @@ export class Room extends DurableObject<Env> {
       frames.push(format.gap(gap));
       this.#observers.gap();
     }
-    for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
-      frames.push(format.message(this.#envelope(stored)));
-    }
+    const messages = Array.from(this.#store.after(since, this.#config.historyLimit, notBefore), (stored) => format.message(this.#envelope(stored)));
+    for (const frame of batch ? packFrames(messages, this.#config.batchMaxBytes) : messages) frames.push(frame);
     let chars = 0;
     for (const frame of frames) {
       send(frame);
       chars += frame.length;
     }
     // Kept only when small: on a quiet channel it stays until the next publish.
-    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, since, lastSeq, at: now, frames };
+    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, batch, since, lastSeq, at: now, frames };
   }
 
   #counts(): SubscriberCounts {

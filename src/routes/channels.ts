@@ -5,7 +5,16 @@ import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireConnection, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import { cursor, HISTORY_PAGE, invalidChannel, optionalEvent, optionalIdempotencyKey, POLL_TIMEOUT_SECONDS, REWIND } from "../protocol/validate";
+import {
+  batchFramesOption,
+  cursor,
+  HISTORY_PAGE,
+  invalidChannel,
+  optionalEvent,
+  optionalIdempotencyKey,
+  POLL_TIMEOUT_SECONDS,
+  REWIND,
+} from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
 import { messageTooLarge, publishMessage } from "../room/publish";
 import { roomOf } from "../room/stub";
@@ -75,6 +84,7 @@ resource(
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
       const rewind = countQuery(c, "rewind", REWIND);
+      const batch = batchFramesOption(c.req.query("frames"));
       // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
       return connectToRoom(c, {
         channel,
@@ -84,6 +94,7 @@ resource(
         subject: grant.subject,
         since,
         rewind,
+        batch,
         ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal },
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,

@@ -7,7 +7,7 @@ import { acquireConnection, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
-import { REWIND, requireChannel } from "../protocol/validate";
+import { batchFramesOption, REWIND, requireChannel } from "../protocol/validate";
 import { multiplexSSE } from "../sse/multiplex";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { countQuery, requireUpgrade } from "./params";
@@ -27,6 +27,7 @@ resource(
       checkWebSocketOrigin(c.req.raw, config, identity);
       // A bad token is refused at the door, not on every frame.
       if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
+      const batchFrames = batchFramesOption(c.req.query("frames"));
       const lease = await acquireConnection(c.env, config, c.req.raw);
       const { 0: client, 1: server } = new WebSocketPair();
       new MultiplexSession(server, {
@@ -36,6 +37,7 @@ resource(
         clientId: clientIdOf(subjectOf(identity)),
         subject: subjectOf(identity),
         publisherKey: publisherKey(identity, c.req.raw),
+        batchFrames,
         onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
       });

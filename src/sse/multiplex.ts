@@ -50,6 +50,12 @@ export async function multiplexSSE(
 
   const onFrame = (text: string): void => {
     const frame = JSON.parse(text) as ServerFrame;
+    if (frame.type !== "batch") return onRoomFrame(frame, text);
+    // Each event's data is one envelope's JSON, as a room sends it to a subscriber without batches.
+    for (const envelope of frame.messages) onRoomFrame(envelope, JSON.stringify(envelope));
+  };
+
+  const onRoomFrame = (frame: ServerFrame, text: string): void => {
     if (frame.type === "subscribed") {
       // A rewound channel starts that far back; its replayed messages then move the position on.
       if (!resume.has(frame.channel)) position.set(frame.channel, Math.max(0, Number(frame.lastId) - rewind));
@@ -93,7 +99,18 @@ export async function multiplexSSE(
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
-        { channel, delivery: "socket", transport: "sse", clientId, subject, since, rewind: since === undefined ? rewind : undefined, presence, expiresAt },
+        {
+          channel,
+          delivery: "socket",
+          transport: "sse",
+          clientId,
+          subject,
+          since,
+          rewind: since === undefined ? rewind : undefined,
+          presence,
+          expiresAt,
+          batch: true,
+        },
         { message: onFrame, close: () => stream.end() },
       );
       rooms.push(room);

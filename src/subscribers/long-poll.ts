@@ -66,12 +66,16 @@ export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId
           messages.push(frame);
           if (caughtUp(Number(frame.id))) answer();
           break;
+        case "batch":
+          messages.push(...frame.messages);
+          if (caughtUp(Number(frame.messages.at(-1)?.id))) answer();
+          break;
       }
     };
 
     openRoomSocket(
       env,
-      { channel, delivery: "socket", transport: "poll", clientId, since, rewind: since === undefined ? rewind : undefined },
+      { channel, delivery: "socket", transport: "poll", clientId, since, rewind: since === undefined ? rewind : undefined, batch: true },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
     ).then((opened) => {
       socket = opened;

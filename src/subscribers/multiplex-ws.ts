@@ -3,6 +3,7 @@ import type { RelayConfig } from "../config";
 import { checkPublishRate } from "../limits/publish-rate";
 import { PublishMeter } from "../limits/token-bucket";
 import { logEvent } from "../observability/log";
+import { unpackFrame } from "../protocol/batch";
 import { CloseCode } from "../protocol/close-codes";
 import type { ErrorCode } from "../protocol/errors";
 import { RelayError } from "../protocol/errors";
@@ -35,6 +36,8 @@ export interface MultiplexContext {
   onClose(): void;
   /** When the token expires (seconds since the epoch): the session ends then, publishing included. */
   expiresAt?: number;
+  /** The client asked for batch frames (`?frames=batch`). */
+  batchFrames: boolean;
 }
 
 /** One subscription's link to its room; the socket is there once the room answered. */
@@ -44,8 +47,9 @@ interface RoomLink {
 
 /**
  * One client WebSocket over many channels. The Worker holds the client's socket and keeps one
- * internal socket per subscribed channel to that channel's room (which hibernates as usual);
- * room frames are forwarded to the client untouched.
+ * internal socket per subscribed channel to that channel's room (which hibernates as usual).
+ * Rooms send batch frames on those sockets; room frames are forwarded to a client that takes batch
+ * frames untouched, and to one that does not with each batch taken apart into its envelopes.
  */
 export class MultiplexSession {
   readonly #client: WebSocket;
@@ -111,10 +115,21 @@ export class MultiplexSession {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
       link.socket = await openRoomSocket(
         this.#context.env,
-        { channel, delivery: "socket", transport: "ws", clientId: this.#context.clientId, subject: this.#context.subject, since, rewind, presence, expiresAt },
+        {
+          channel,
+          delivery: "socket",
+          transport: "ws",
+          clientId: this.#context.clientId,
+          subject: this.#context.subject,
+          since,
+          rewind,
+          presence,
+          expiresAt,
+          batch: true,
+        },
         {
           // A socket replaced by unsubscribe (and perhaps a new subscribe) is silent from then on.
-          message: (text) => isCurrent() && this.#send(text),
+          message: (text) => isCurrent() && this.#forward(text),
           close: (code) => isCurrent() && this.#roomClosed(channel, code),
         },
       );
@@ -188,6 +203,12 @@ export class MultiplexSession {
   #error(ref: string | undefined, code: ErrorCode, message: string): void {
     const error = { code, message };
     this.#sendFrame(ref === undefined ? { type: ServerFrameType.Error, error } : { type: ServerFrameType.Error, ref, error });
+  }
+
+  /** A room's frame, as the client takes it. */
+  #forward(text: string): void {
+    if (this.#context.batchFrames) return this.#send(text);
+    for (const frame of unpackFrame(text)) this.#send(frame);
   }
 
   #sendFrame(frame: ServerFrame): void {

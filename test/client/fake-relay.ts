@@ -73,6 +73,23 @@ export class FakeRelay {
     return envelope;
   }
 
+  /**
+   * Stores several messages of one channel and sends them as a room sends a burst: to a socket that
+   * asked for batch frames, the first alone and the rest in one batch frame; to others one by one.
+   */
+  publishBurst(name: string, data: string[]): Envelope[] {
+    const channel = this.channel(name);
+    const envelopes = data.map((d): Envelope => ({ type: "message", channel: name, id: String(++channel.lastSeq), event: "message", data: d, ts: Date.now() }));
+    channel.messages.push(...envelopes);
+    for (const d of data) this.stored.push([name, d]);
+    for (const socket of this.sockets) socket.broadcastBurst(envelopes);
+    for (const envelope of envelopes) {
+      for (const stream of this.streams) stream.broadcast(envelope);
+      for (const poll of this.polls) poll.broadcast(envelope);
+    }
+    return envelopes;
+  }
+
   /** Forgets every message with an id below `oldest` (the counter stays). */
   prune(name: string, oldest: number): void {
     const channel = this.channel(name);
@@ -170,6 +187,8 @@ export class FakeSocket {
   /** Channels subscribed on this socket. */
   readonly subscribed = new Set<string>();
   readonly sent: string[] = [];
+  /** Batch frames sent to the client. */
+  batchFramesSent = 0;
   readonly #relay: FakeRelay;
   /** Frames on their way to the client, delivered one per macrotask tick in order. */
   #outbox: Array<() => void> = [];
@@ -238,6 +257,30 @@ export class FakeSocket {
     if (this.subscribed.has(envelope.channel)) this.send(envelope);
   }
 
+  /** Whether the client asked for batch frames (`?frames=batch`). */
+  get batchFrames(): boolean {
+    return this.url.searchParams.get("frames") === "batch";
+  }
+
+  broadcastBurst(envelopes: Envelope[]): void {
+    const [first, ...rest] = envelopes;
+    if (!first || !this.subscribed.has(first.channel)) return;
+    if (this.batchFrames) {
+      this.send(first);
+      this.#sendMessages(rest);
+    } else {
+      for (const envelope of envelopes) this.send(envelope);
+    }
+  }
+
+  /** Messages as the relay sends them to this socket: several in one batch frame when it asked for them. */
+  #sendMessages(envelopes: Envelope[]): void {
+    if (this.batchFrames && envelopes.length > 1) {
+      this.batchFramesSent++;
+      this.send({ type: "batch", messages: envelopes });
+    } else for (const envelope of envelopes) this.send(envelope);
+  }
+
   send(frame: object | string): void {
     if (this.readyState !== 1) return;
     const text = typeof frame === "string" ? frame : JSON.stringify(frame);
@@ -259,7 +302,7 @@ export class FakeSocket {
         if (frame.since !== undefined) {
           const { gap, messages } = relay.replay(frame.channel, Number(frame.since));
           if (gap) this.send({ type: "gap", channel: frame.channel, ...gap });
-          for (const message of messages) this.send(message);
+          this.#sendMessages(messages);
         }
         return;
       }

@@ -121,7 +121,10 @@ describe("state machine", () => {
     await waitFor(() => h.client.state === "reconnecting", "reconnecting");
     await waitFor(() => h.client.state === "open", "open again");
     expect(tokens).toHaveLength(2);
-    expect(h.relay.log.filter((l) => l.startsWith("WS"))).toEqual(["WS ws://relay.test/v1/ws?token=t1", "WS ws://relay.test/v1/ws?token=t2"]);
+    expect(h.relay.log.filter((l) => l.startsWith("WS"))).toEqual([
+      "WS ws://relay.test/v1/ws?frames=batch&token=t1",
+      "WS ws://relay.test/v1/ws?frames=batch&token=t2",
+    ]);
   });
 
   it("reconnects at once when the browser comes back online, skipping the backoff wait", async () => {

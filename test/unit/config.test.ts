@@ -14,6 +14,7 @@ const NUMERIC = [
   "MAX_FRAME_BYTES",
   "WS_PUBLISH_RATE",
   "WS_PUBLISH_BURST",
+  "BATCH_MAX_BYTES",
 ] as const;
 
 describe("readConfig", () => {
@@ -42,6 +43,8 @@ describe("readConfig", () => {
       wsPublishRate: 50,
       wsPublishBurst: 100,
       maxConnectionsPerIp: 1000,
+      batchMaxDelayMs: 5,
+      batchMaxBytes: 65536,
     };
     expect(readConfig({})).toEqual(expected);
     expect(DEFAULTS).toEqual(expected);
@@ -78,6 +81,8 @@ describe("readConfig", () => {
         WS_PUBLISH_RATE: "2",
         WS_PUBLISH_BURST: "4",
         MAX_CONNECTIONS_PER_IP: "0",
+        BATCH_MAX_DELAY_MS: "20",
+        BATCH_MAX_BYTES: "8192",
       }),
     ).toEqual({
       maxMessageBytes: 1024,
@@ -103,6 +108,8 @@ describe("readConfig", () => {
       wsPublishRate: 2,
       wsPublishBurst: 4,
       maxConnectionsPerIp: 0,
+      batchMaxDelayMs: 20,
+      batchMaxBytes: 8192,
     });
   });
 
@@ -146,6 +153,11 @@ describe("readConfig", () => {
   it("lets MAX_CONNECTIONS_PER_IP be 0 (off) but nothing negative or fractional", () => {
     expect(readConfig({ MAX_CONNECTIONS_PER_IP: "0" }).maxConnectionsPerIp).toBe(0);
     for (const value of ["-1", "1.5", "many"]) expect(() => readConfig({ MAX_CONNECTIONS_PER_IP: value })).toThrow("MAX_CONNECTIONS_PER_IP");
+  });
+
+  it("lets BATCH_MAX_DELAY_MS be 0 (wait only for the room's next turn) but nothing negative or fractional", () => {
+    expect(readConfig({ BATCH_MAX_DELAY_MS: "0" }).batchMaxDelayMs).toBe(0);
+    for (const value of ["-1", "2.5", "soon"]) expect(() => readConfig({ BATCH_MAX_DELAY_MS: value })).toThrow("BATCH_MAX_DELAY_MS");
   });
 
   it("keeps only the secrets that are set", () => {

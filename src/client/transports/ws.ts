@@ -55,7 +55,8 @@ export class WsTransport implements Transport {
     const { options, token } = this.#ctx;
     const WebSocketImpl = options.WebSocket;
     if (!WebSocketImpl) return this.#fail({ kind: "unsupported", error: new RelayClientError("unsupported", "This environment has no WebSocket.") });
-    const url = `${options.wsBase}/v1/ws${token === undefined ? "" : `?token=${encodeURIComponent(token)}`}`;
+    const query = [...(options.batchFrames ? ["frames=batch"] : []), ...(token === undefined ? [] : [`token=${encodeURIComponent(token)}`])];
+    const url = `${options.wsBase}/v1/ws${query.length > 0 ? `?${query.join("&")}` : ""}`;
     let socket: WebSocketLike;
     try {
       socket = new WebSocketImpl(url);
@@ -163,8 +164,10 @@ export class WsTransport implements Transport {
         return;
       }
       case "message":
-        if (this.#greeting.has(frame.channel)) return;
-        return events.message(frame as Envelope);
+        return this.#onEnvelope(frame);
+      case "batch":
+        for (const envelope of frame.messages) this.#onEnvelope(envelope);
+        return;
       case "gap":
         if (this.#greeting.has(frame.channel)) return;
         return events.gap({ channel: frame.channel, after: frame.after, oldest: frame.oldest });
@@ -178,6 +181,11 @@ export class WsTransport implements Transport {
       case "error":
         return this.#onError(frame);
     }
+  }
+
+  #onEnvelope(envelope: Envelope): void {
+    if (this.#greeting.has(envelope.channel)) return;
+    this.#ctx.events.message(envelope);
   }
 
   #onError(frame: ErrorFrame): void {
