@@ -29,7 +29,7 @@ export interface ConnectParams {
   since?: number;
   /** Also send this subscriber join and leave events. */
   presence?: boolean;
-  /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
+  /** The client's token's `exp` (seconds since the epoch); the room closes the subscriber at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   /** The client address's connection slot, which the room gives back when the subscriber leaves. */
   lease?: ConnectionLease;

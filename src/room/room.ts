@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { tokenDeadlineMs } from "../auth/claims";
 import { type RelayConfig, readConfig } from "../config";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
@@ -64,7 +65,7 @@ interface SocketAttachment {
   joinedAt: number;
   /** Set for a client's own channel socket, whose frames the room answers. */
   ownSocket?: OwnSocket;
-  /** When the client's token expires, in seconds since the epoch. */
+  /** The client's token's `exp`, in seconds since the epoch; closed at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
@@ -223,12 +224,12 @@ export class Room extends DurableObject<Env> {
     this.#lastReplay = undefined;
     for (const ws of this.ctx.getWebSockets()) {
       const { expiresAt } = attachmentOf(ws);
-      if (expiresAt !== undefined && expiresAt * 1000 <= now) {
+      if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= now) {
         this.#leave(ws);
         closeQuietly(ws, CloseCode.TokenExpired, "token expired");
       }
     }
-    this.#sse.endExpired(now / 1000);
+    this.#sse.endExpired(now);
     this.#alarmAt = null;
     this.#scheduleNextAlarm();
   }
@@ -261,7 +262,7 @@ export class Room extends DurableObject<Env> {
       expiresAt: params.expiresAt,
       lease: params.lease,
     };
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
     this.ctx.acceptWebSocket(ws, tags);
@@ -283,7 +284,7 @@ export class Room extends DurableObject<Env> {
       expiresAt: params.expiresAt,
       lease: params.lease,
     };
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
     // Announced before the newcomer joins, so it is not told of itself.
     this.#announce(ServerFrameType.Join, subscriber.member);
     return this.#sse.open(subscriber, (send) => this.#greet(send, subscriberFormats.sse, params));
@@ -413,9 +414,9 @@ export class Room extends DurableObject<Env> {
     if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
     for (const ws of this.ctx.getWebSockets()) {
       const { expiresAt, left } = attachmentOf(ws);
-      if (expiresAt !== undefined && !left) this.#scheduleAlarm(expiresAt * 1000);
+      if (expiresAt !== undefined && !left) this.#scheduleAlarm(tokenDeadlineMs(expiresAt));
     }
-    for (const expiresAt of this.#sse.expiries()) this.#scheduleAlarm(expiresAt * 1000);
+    for (const deadline of this.#sse.tokenDeadlines()) this.#scheduleAlarm(deadline);
   }
 
   /** The limits a new subscriber must fit in, as the error to answer when it does not. */

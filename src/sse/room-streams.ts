@@ -1,3 +1,4 @@
+import { tokenDeadlineMs } from "../auth/claims";
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
 import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
@@ -7,7 +8,7 @@ export interface SSESubscriber {
   member: PresenceMember;
   /** Also send it join and leave events. */
   presence: boolean;
-  /** When its token expires, in seconds since the epoch. */
+  /** Its token's `exp`, in seconds since the epoch; the stream ends at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   lease?: ConnectionLease;
 }
@@ -72,14 +73,14 @@ export class SSEStreams {
     return Array.from(this.#streams.values(), (s) => s.member);
   }
 
-  /** Ends the streams whose token expired by `nowSeconds`. */
-  endExpired(nowSeconds: number): void {
-    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && expiresAt <= nowSeconds) stream.end();
+  /** Ends the streams whose token stopped being honoured by `nowMs` (tokenDeadlineMs). */
+  endExpired(nowMs: number): void {
+    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= nowMs) stream.end();
   }
 
-  /** Token expiry times of the open streams, in seconds since the epoch. */
-  *expiries(): Iterable<number> {
-    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield expiresAt;
+  /** When the open streams' tokens stop being honoured, in ms since the epoch. */
+  *tokenDeadlines(): Iterable<number> {
+    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield tokenDeadlineMs(expiresAt);
   }
 
   #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): void {

@@ -1,3 +1,4 @@
+import { tokenDeadlineMs } from "../auth/claims";
 import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
 import { checkPublishRate } from "../limits/publish-rate";
@@ -30,7 +31,7 @@ export interface MultiplexContext {
   publisherKey: string;
   /** Called once when the session ends. */
   onClose(): void;
-  /** When the token expires (seconds since the epoch): the session ends then, publishing included. */
+  /** The token's `exp` (seconds since the epoch): the session ends at tokenDeadlineMs(expiresAt), publishing included. */
   expiresAt?: number;
 }
 
@@ -62,7 +63,7 @@ export class MultiplexSession {
     this.#context = context;
     this.#meter = new PublishMeter(context.config.wsPublishRate, context.config.wsPublishBurst);
     if (context.expiresAt !== undefined) {
-      this.#expiry = setTimeout(() => this.#leave(CloseCode.TokenExpired, "token expired"), Math.max(0, context.expiresAt * 1000 - Date.now()));
+      this.#expiry = setTimeout(() => this.#leave(CloseCode.TokenExpired, "token expired"), Math.max(0, tokenDeadlineMs(context.expiresAt) - Date.now()));
     }
     client.addEventListener("message", (event) => this.#onMessage(event.data as string | ArrayBuffer));
     client.addEventListener("close", () => this.#close());
