@@ -151,6 +151,17 @@ export class Room extends DurableObject<Env> {
     return { channel, subscribers, counts: this.#counts() };
   }
 
+  /** Which of these connection leases this room still holds; the limiter asks when their address is at its limit. */
+  async heldLeases(leaseIds: string[]): Promise<string[]> {
+    const held = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const { lease, left } = attachmentOf(ws);
+      if (lease && !left) held.add(lease.id);
+    }
+    for (const lease of this.#sse.leases()) held.add(lease.id);
+    return leaseIds.filter((id) => held.has(id));
+  }
+
   /**
    * Takes a subscriber handed over by the Worker: a socket, or an SSE stream it answers with.
    * Everything from reading the replay to joining the broadcast happens without an `await`, so no

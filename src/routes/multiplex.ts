@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf, subjectOf } from "../auth/policy";
-import { acquireConnection, releaseConnection } from "../limits/connections";
+import { acquireSessionLease } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
@@ -27,7 +27,7 @@ resource(
       checkWebSocketOrigin(c.req.raw, config, identity);
       // A bad token is refused at the door, not on every frame.
       if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
-      const lease = await acquireConnection(c.env, config, c.req.raw);
+      const lease = await acquireSessionLease(c.env, config, c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
       const { 0: client, 1: server } = new WebSocketPair();
       new MultiplexSession(server, {
         env: c.env,
@@ -35,7 +35,7 @@ resource(
         authorize: (channel, action) => grantFor(c, channel, action),
         clientId: clientIdOf(subjectOf(identity)),
         publisherKey: publisherKey(identity, c.req.raw),
-        onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+        onClose: () => lease.end(),
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
       });
       return new Response(null, { status: 101, webSocket: client });
@@ -62,14 +62,14 @@ resource(
       }
       const resume = streamResume(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
       const identity = c.get("identity");
-      const lease = await acquireConnection(c.env, config, c.req.raw);
+      const lease = await acquireSessionLease(c.env, config, c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
       return multiplexSSE(c.env, config, {
         channels,
         resume,
         clientId: clientIdOf(subjectOf(identity)),
         presence: c.req.query("presence") === "1",
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
-        onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+        onEnd: () => lease.end(),
       });
     },
   },

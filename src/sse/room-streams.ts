@@ -73,6 +73,11 @@ export class SSEStreams {
     return Array.from(this.#streams.values(), (s) => s.member);
   }
 
+  /** The connection leases of the open streams. */
+  *leases(): Iterable<ConnectionLease> {
+    for (const { lease } of this.#streams.values()) if (lease) yield lease;
+  }
+
   /** Ends the streams whose token stopped being honoured by `nowMs` (tokenDeadlineMs). */
   endExpired(nowMs: number): void {
     for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= nowMs) stream.end();
