@@ -28,6 +28,8 @@ export interface RelayConfig {
   wsPublishBurst: number;
   /** Open WebSocket and SSE connections one client address may hold; 0 turns the limit off. */
   maxConnectionsPerIp: number;
+  /** A WebSocket client that has pinged is closed after this long without another ping, in seconds. */
+  pingTimeoutSeconds: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -48,6 +50,7 @@ export const DEFAULTS: RelayConfig = {
   wsPublishRate: 50,
   wsPublishBurst: 100,
   maxConnectionsPerIp: 1000,
+  pingTimeoutSeconds: 60,
 };
 
 type SettingName =
@@ -68,7 +71,8 @@ type SettingName =
   | "MAX_FRAME_BYTES"
   | "WS_PUBLISH_RATE"
   | "WS_PUBLISH_BURST"
-  | "MAX_CONNECTIONS_PER_IP";
+  | "MAX_CONNECTIONS_PER_IP"
+  | "PING_TIMEOUT_SECONDS";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -94,6 +98,7 @@ export function readConfig(vars: Vars): RelayConfig {
     wsPublishRate: positiveInt(vars, "WS_PUBLISH_RATE", DEFAULTS.wsPublishRate),
     wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),
     maxConnectionsPerIp: wholeNumber(vars, "MAX_CONNECTIONS_PER_IP", DEFAULTS.maxConnectionsPerIp),
+    pingTimeoutSeconds: positiveInt(vars, "PING_TIMEOUT_SECONDS", DEFAULTS.pingTimeoutSeconds),
   };
 }
 

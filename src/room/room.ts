@@ -228,7 +228,10 @@ export class Room extends DurableObject<Env> {
     closeQuietly(ws, CloseCode.InternalError, "socket error");
   }
 
-  /** Retention and token expiry: drops what is older than the TTL, closes expired connections, waits for the next. */
+  /**
+   * Retention, token expiry and silent clients: drops what is older than the TTL, closes expired
+   * connections and sockets whose pings stopped, waits for the next.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.#store.pruneOlderThan(now - this.#config.historyTtlSeconds * 1000);
@@ -238,6 +241,9 @@ export class Room extends DurableObject<Env> {
       if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= now) {
         this.#leave(ws);
         closeQuietly(ws, CloseCode.TokenExpired, "token expired");
+      } else if (this.#lastPing(ws) + this.#pingTimeoutMs() <= now) {
+        this.#leave(ws);
+        closeQuietly(ws, CloseCode.GoingAway, `no ping for ${this.#config.pingTimeoutSeconds} s`);
       }
     }
     this.#sse.endExpired(now);
@@ -274,6 +280,8 @@ export class Room extends DurableObject<Env> {
       lease: params.lease,
     };
     if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
+    // Whether the client pings is seen once its first ping period is over (pings do not wake the room).
+    if (params.ownSocket) this.#scheduleAlarm(attachment.joinedAt + this.#pingTimeoutMs());
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
     this.ctx.acceptWebSocket(ws, tags);
@@ -423,11 +431,26 @@ export class Room extends DurableObject<Env> {
   #scheduleNextAlarm(): void {
     const oldest = this.#store.oldestTs();
     if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
+    const now = Date.now();
     for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt, left } = attachmentOf(ws);
-      if (expiresAt !== undefined && !left) this.#scheduleAlarm(tokenDeadlineMs(expiresAt));
+      const { expiresAt, left, ownSocket, joinedAt } = attachmentOf(ws);
+      if (left) continue;
+      if (expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(expiresAt));
+      // Only sockets that ping keep the room checking; one that has not pinged yet is looked at once, at the end of its first period.
+      const pingCheck = this.#lastPing(ws) + this.#pingTimeoutMs();
+      if (Number.isFinite(pingCheck)) this.#scheduleAlarm(pingCheck);
+      else if (ownSocket && joinedAt + this.#pingTimeoutMs() > now) this.#scheduleAlarm(joinedAt + this.#pingTimeoutMs());
     }
     for (const deadline of this.#sse.tokenDeadlines()) this.#scheduleAlarm(deadline);
+  }
+
+  /** When the socket's client last sent `{"type":"ping"}` (the runtime answers it, also while the room hibernates); Infinity if it never did. */
+  #lastPing(ws: WebSocket): number {
+    return this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? Number.POSITIVE_INFINITY;
+  }
+
+  #pingTimeoutMs(): number {
+    return this.#config.pingTimeoutSeconds * 1000;
   }
 
   /** The limits a new subscriber must fit in, as the error to answer when it does not. */

@@ -57,6 +57,8 @@ export class MultiplexSession {
   /** Set when the client must go: no frame is read any more, queued publishes still finish. */
   #leaving = false;
   #expiry: ReturnType<typeof setTimeout> | undefined;
+  /** Armed by each ping: a client that pinged and then fell silent for PING_TIMEOUT_SECONDS is gone. */
+  #silence: ReturnType<typeof setTimeout> | undefined;
 
   constructor(client: WebSocket, context: MultiplexContext) {
     this.#client = client;
@@ -73,7 +75,7 @@ export class MultiplexSession {
 
   #onMessage(raw: string | ArrayBuffer): void {
     if (this.#leaving) return;
-    if (raw === PING_FRAME) return this.#send(PONG_FRAME);
+    if (raw === PING_FRAME) return this.#pinged();
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes, maxFrameBytes: this.#context.config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(parsed.error);
     const frame = parsed.frame;
@@ -90,6 +92,13 @@ export class MultiplexSession {
         return;
       }
     }
+  }
+
+  #pinged(): void {
+    this.#send(PONG_FRAME);
+    if (this.#silence !== undefined) clearTimeout(this.#silence);
+    const { pingTimeoutSeconds } = this.#context.config;
+    this.#silence = setTimeout(() => this.#disconnect(CloseCode.GoingAway, `no ping for ${pingTimeoutSeconds} s`), pingTimeoutSeconds * 1000);
   }
 
   async #subscribe(frame: SubscribeFrame): Promise<void> {
@@ -169,6 +178,7 @@ export class MultiplexSession {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#expiry !== undefined) clearTimeout(this.#expiry);
+    if (this.#silence !== undefined) clearTimeout(this.#silence);
     for (const { socket } of this.#rooms.values()) if (socket) closeQuietly(socket, 1000, "subscriber left");
     this.#rooms.clear();
     this.#context.onClose();

@@ -14,6 +14,7 @@ const NUMERIC = [
   "MAX_FRAME_BYTES",
   "WS_PUBLISH_RATE",
   "WS_PUBLISH_BURST",
+  "PING_TIMEOUT_SECONDS",
 ] as const;
 
 describe("readConfig", () => {
@@ -36,6 +37,7 @@ describe("readConfig", () => {
       wsPublishRate: 50,
       wsPublishBurst: 100,
       maxConnectionsPerIp: 1000,
+      pingTimeoutSeconds: 60,
     };
     expect(readConfig({})).toEqual(expected);
     expect(DEFAULTS).toEqual(expected);
@@ -66,6 +68,7 @@ describe("readConfig", () => {
         WS_PUBLISH_RATE: "2",
         WS_PUBLISH_BURST: "4",
         MAX_CONNECTIONS_PER_IP: "0",
+        PING_TIMEOUT_SECONDS: "5",
       }),
     ).toEqual({
       maxMessageBytes: 1024,
@@ -85,6 +88,7 @@ describe("readConfig", () => {
       wsPublishRate: 2,
       wsPublishBurst: 4,
       maxConnectionsPerIp: 0,
+      pingTimeoutSeconds: 5,
     });
   });
 
