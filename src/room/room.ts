@@ -9,7 +9,6 @@ import type { ErrorBody } from "../protocol/errors";
 import { RelayError } from "../protocol/errors";
 import {
   ClientFrameType,
-  type GapFrame,
   PING_FRAME,
   PONG_FRAME,
   type PresenceFrame,
@@ -25,6 +24,7 @@ import { TRANSPORTS } from "../protocol/transports";
 import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
+import { ANSWER_MAX_CHARS, CatchUp, type ReplayReader, readReplayPage } from "./replay";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
@@ -70,6 +70,8 @@ interface SocketAttachment {
   lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
+  /** Set while it is sent its replay page by page; a room evicted meanwhile closes it so it resumes. */
+  catchingUp?: true;
 }
 
 /** Hibernation tags: every socket takes messages; found by its transport and whether it wants presence. */
@@ -106,6 +108,8 @@ export class Room extends DurableObject<Env> {
   readonly #sse: SSEStreams;
   /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
   #lastReplay: { format: SubscriberFormat; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
+  /** Sockets still being sent a replay longer than a page; live messages wait for it. */
+  readonly #catchUp: CatchUp;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -117,6 +121,19 @@ export class Room extends DurableObject<Env> {
       onEnd: (subscriber) => this.#streamEnded(subscriber),
     });
     this.#channel = this.#store.getMeta("channel") as string | undefined;
+    this.#catchUp = new CatchUp({
+      page: (since) => readReplayPage(this.#replayReader(), subscriberFormats.json, since),
+      lastSeq: () => this.#store.lastSeq,
+      started: (ws, first) => {
+        ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: true } satisfies SocketAttachment);
+        if (first) this.#store.setMeta("catching_up", 1);
+      },
+      done: (ws, idle) => {
+        if (ws.readyState === WebSocket.OPEN) ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: undefined } satisfies SocketAttachment);
+        if (idle) this.#store.setMeta("catching_up", 0);
+      },
+    });
+    if (this.#store.getMeta("catching_up") === 1) this.#closeInterruptedReplays();
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -132,7 +149,15 @@ export class Room extends DurableObject<Env> {
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
     this.#bind(channel);
     const notBefore = this.#notBefore();
-    const messages = Array.from(this.#store.after(since, limit, notBefore), (m) => this.#envelope(m));
+    const messages: Envelope[] = [];
+    let chars = 0;
+    // Bounded by size as well as count: at least one message, then up to ANSWER_MAX_CHARS.
+    for (const stored of this.#store.after(since, limit, notBefore)) {
+      const envelope = this.#envelope(stored);
+      chars += JSON.stringify(envelope).length;
+      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
+      messages.push(envelope);
+    }
     return { messages, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(notBefore) };
   }
 
@@ -177,7 +202,15 @@ export class Room extends DurableObject<Env> {
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
-    this.#greet((text) => server.send(text), subscriberFormats.json, params);
+    this.#greet(
+      (text) => {
+        server.send(text);
+        return true;
+      },
+      subscriberFormats.json,
+      params,
+      server,
+    );
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -332,21 +365,28 @@ export class Room extends DurableObject<Env> {
     const sockets = this.ctx.getWebSockets(tag);
     if (sockets.length > 0) {
       const text = encode(subscriberFormats.json);
-      for (const ws of sockets) if (ws !== except) sendOrClose(ws, text);
+      // A socket still catching up reads this message from the store with its next replay page.
+      const waiting = tag === Tag.messages;
+      for (const ws of sockets) if (ws !== except && !(waiting && this.#catchUp.has(ws))) sendOrClose(ws, text);
     }
     if (this.#sse.size > 0) this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
   }
 
-  /** Sends a newcomer its greeting, then what it missed after `since`. */
-  #greet(send: (text: string) => void, format: SubscriberFormat, params: ConnectParams): void {
+  /** Sends a newcomer its greeting, then what it missed after `since`; `socket` when it is one (its replay may then take several tasks). */
+  #greet(send: (text: string) => boolean, format: SubscriberFormat, params: ConnectParams, socket?: WebSocket): void {
     const lastSeq = this.#store.lastSeq;
     const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, params.since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
-    if (params.since !== undefined) this.#replay(send, format, params.since);
+    if (params.since !== undefined) this.#replay(send, format, params.since, socket);
   }
 
-  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone. */
-  #replay(send: (text: string) => void, format: SubscriberFormat, since: number): void {
+  /**
+   * Sends what a subscriber missed after `since`, a page (REPLAY_PAGE_CHARS) at a time. A socket
+   * gets the first page now and the rest from CatchUp, a page per task; an SSE stream the room
+   * writes gets pages at once until it has all or its client falls SSE_BUFFER_BYTES behind (its
+   * stream then ends and it resumes from there).
+   */
+  #replay(send: (text: string) => boolean, format: SubscriberFormat, since: number, socket?: WebSocket): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
     const now = Date.now();
@@ -357,23 +397,40 @@ export class Room extends DurableObject<Env> {
       return;
     }
     this.#lastReplay = undefined;
-    const frames: string[] = [];
-    const notBefore = this.#notBefore();
-    const oldest = this.#store.oldestSeq(notBefore);
-    if (oldest === null || oldest > since + 1) {
-      const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
-      frames.push(format.gap(gap));
+    const reader = this.#replayReader();
+    let page = readReplayPage(reader, format, since);
+    let open = true;
+    for (const frame of page.frames) open = send(frame);
+    if (page.until >= lastSeq) {
+      // Kept only when small: on a quiet channel it stays until the next publish.
+      if (page.chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, since, lastSeq, at: now, frames: page.frames };
+      return;
     }
-    for (const stored of this.#store.after(since, this.#config.historyLimit, notBefore)) {
-      frames.push(format.message(this.#envelope(stored)));
+    if (socket) return this.#catchUp.start(socket, page.until);
+    while (open && page.until < lastSeq) {
+      page = readReplayPage(reader, format, page.until);
+      for (const frame of page.frames) open = send(frame);
     }
-    let chars = 0;
-    for (const frame of frames) {
-      send(frame);
-      chars += frame.length;
+  }
+
+  #replayReader(): ReplayReader {
+    return {
+      store: this.#store,
+      channel: this.#channelName(),
+      notBefore: this.#notBefore(),
+      maxMessages: this.#config.historyLimit,
+      envelope: (stored) => this.#envelope(stored),
+    };
+  }
+
+  /** The room was evicted while sockets were sent their replay page by page: they would miss the rest, so they resume instead. */
+  #closeInterruptedReplays(): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if (!attachmentOf(ws).catchingUp) continue;
+      this.#leave(ws);
+      closeQuietly(ws, CloseCode.TryAgainLater, "replay interrupted; resume");
     }
-    // Kept only when small: on a quiet channel it stays until the next publish.
-    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, since, lastSeq, at: now, frames };
+    this.#store.setMeta("catching_up", 0);
   }
 
   #counts(): SubscriberCounts {

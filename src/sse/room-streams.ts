@@ -45,8 +45,11 @@ export class SSEStreams {
     return this.#streams.size;
   }
 
-  /** Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it joins broadcasts. */
-  open(subscriber: SSESubscriber, write: (send: (text: string) => void) => void): Response {
+  /**
+   * Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it
+   * joins broadcasts, through `send`, which says whether the stream takes more (false once it ended).
+   */
+  open(subscriber: SSESubscriber, write: (send: (text: string) => boolean) => void): Response {
     const stream = new SSEStream({
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
@@ -56,7 +59,10 @@ export class SSEStreams {
         this.#options.onEnd(subscriber);
       },
     });
-    write((text) => stream.write(text));
+    write((text) => {
+      stream.write(text);
+      return stream.isOpen;
+    });
     if (stream.isOpen) {
       this.#streams.set(stream, subscriber);
       this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
