@@ -74,6 +74,7 @@ export default defineConfig({
                 WS_PUBLISH_BURST: "5",
                 ALLOW_ANONYMOUS: "false",
                 MAX_CONNECTIONS_PER_IP: "50",
+                PING_TIMEOUT_SECONDS: "2",
               },
               // 5 publishes per 10 s per key (token subject or client IP) instead of wrangler.toml's 1000.
               ratelimits: { PUBLISH_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 5, period: 10 } } },

@@ -44,6 +44,8 @@ export interface RelayConfig {
   batchMaxDelayMs: number;
   /** Largest batch frame, in UTF-8 bytes. */
   batchMaxBytes: number;
+  /** A WebSocket client that has pinged is closed after this long without another ping, in seconds. */
+  pingTimeoutSeconds: number;
 }
 
 export const DEFAULTS: RelayConfig = {
@@ -72,6 +74,7 @@ export const DEFAULTS: RelayConfig = {
   maxConnectionsPerIp: 1000,
   batchMaxDelayMs: 5,
   batchMaxBytes: 65536,
+  pingTimeoutSeconds: 60,
 };
 
 type SettingName =
@@ -100,7 +103,8 @@ type SettingName =
   | "WS_PUBLISH_BURST"
   | "MAX_CONNECTIONS_PER_IP"
   | "BATCH_MAX_DELAY_MS"
-  | "BATCH_MAX_BYTES";
+  | "BATCH_MAX_BYTES"
+  | "PING_TIMEOUT_SECONDS";
 type Vars = { readonly [name in SettingName]?: unknown };
 
 /**
@@ -133,6 +137,7 @@ export function readConfig(vars: Vars): RelayConfig {
     maxConnectionsPerIp: wholeNumber(vars, "MAX_CONNECTIONS_PER_IP", DEFAULTS.maxConnectionsPerIp),
     batchMaxDelayMs: wholeNumber(vars, "BATCH_MAX_DELAY_MS", DEFAULTS.batchMaxDelayMs),
     batchMaxBytes: positiveInt(vars, "BATCH_MAX_BYTES", DEFAULTS.batchMaxBytes),
+    pingTimeoutSeconds: positiveInt(vars, "PING_TIMEOUT_SECONDS", DEFAULTS.pingTimeoutSeconds),
   };
 }
 

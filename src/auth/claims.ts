@@ -17,6 +17,18 @@ export const DEFAULT_RELAY_CLAIM = "relay";
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const CLOCK_LEEWAY_SECONDS = 30;
 
+/**
+ * When a token with this `exp` stops being honoured, in ms since the epoch: `exp` plus the leeway.
+ * The one rule for both ends of a connection: a request is refused from then on, and a connection
+ * opened with the token is closed then (not at `exp`, which would close a connection accepted in
+ * the leeway the moment it opens).
+ *
+ * @example tokenDeadlineMs(1_700_000_000) // 1_700_000_030_000
+ */
+export function tokenDeadlineMs(exp: number): number {
+  return (exp + CLOCK_LEEWAY_SECONDS) * 1000;
+}
+
 export type ClaimsResult = { ok: true; claims: RelayClaims } | { ok: false; reason: string };
 
 /**
@@ -29,7 +41,7 @@ export function readClaims(payload: Record<string, unknown>, nowSeconds: number,
   const { exp, nbf, sub } = payload;
   const relay = payload[claimName];
   if (typeof exp !== "number" || !Number.isFinite(exp)) return { ok: false, reason: "The token has no exp claim; relay tokens must expire." };
-  if (exp + CLOCK_LEEWAY_SECONDS <= nowSeconds) return { ok: false, reason: "The token has expired." };
+  if (tokenDeadlineMs(exp) <= nowSeconds * 1000) return { ok: false, reason: "The token has expired." };
   if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf) || nbf - CLOCK_LEEWAY_SECONDS > nowSeconds)) {
     return { ok: false, reason: "The token is not valid yet (nbf)." };
   }

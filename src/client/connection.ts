@@ -5,6 +5,7 @@ import { backoffDelay } from "./backoff";
 import type { ResolvedOptions } from "./defaults";
 import { errorFromResponse, RelayClientError } from "./errors";
 import type { ClientSubscription } from "./subscription";
+import { isFresherToken } from "./token-freshness";
 import { PollTransport } from "./transports/poll";
 import { SseTransport } from "./transports/sse";
 import {
@@ -79,6 +80,8 @@ export class Connection {
   #transport: Transport | undefined;
   /** The token the current (or last) transport connected with. */
   #token: string | undefined;
+  /** Expiries in a row after which the token function gave no fresher token: the backoff exponent for those. */
+  #staleRenewals = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Bumped by every connect and stop, so an outdated async step (token, probe) gives up. */
   #generation = 0;
@@ -184,19 +187,23 @@ export class Connection {
     this.#host.stateChanged(this);
   }
 
-  async #connect(): Promise<void> {
+  /** Connects with `renewed` when the caller already fetched a token, else with a new one from the token function. */
+  async #connect(renewed?: { token: string | undefined }): Promise<void> {
     const generation = ++this.#generation;
     clearTimeout(this.#timer);
     if (this.#state === "closed") this.#setState("connecting");
     let token: string | undefined;
-    try {
-      token = await this.#host.token();
-    } catch (cause) {
+    if (renewed) token = renewed.token;
+    else {
+      try {
+        token = await this.#host.token();
+      } catch (cause) {
+        if (generation !== this.#generation) return;
+        this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
+        return this.#retry();
+      }
       if (generation !== this.#generation) return;
-      this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
-      return this.#retry();
     }
-    if (generation !== this.#generation) return;
     this.#token = token;
     const name = this.#chain[this.#chainIndex] ?? "ws";
     const context: TransportContext = { options: this.#host.options, token, positions: () => this.positions(), events: this.#eventsFor(() => transport) };
@@ -331,13 +338,13 @@ export class Connection {
         return this.#blocked();
       case "http":
         // An expired token on a working connection: a fresh one may do; a refused handshake will not.
-        if (failure.status === 401 && freshTokens && failure.opened) return this.#reconnectAtOnce();
+        if (failure.status === 401 && freshTokens && failure.opened) return this.#renewToken(token);
         if (failure.status === 400 || failure.status === 401 || failure.status === 403 || failure.status === 404) return this.#terminate(failure.error);
         return this.#retry();
       case "lost": {
         const { code } = failure;
         if (code !== undefined && isTerminalCloseCode(code)) {
-          if (code === CloseCode.TokenExpired && freshTokens) return this.#reconnectAtOnce();
+          if (code === CloseCode.TokenExpired && freshTokens) return this.#renewToken(token);
           const name = CLOSE_ERRORS[code] ?? "closed";
           return this.#terminate(
             new RelayClientError(name, `The relay closed the connection (${code}${failure.reason ? `: ${failure.reason}` : ""}); not reconnecting.`, {
@@ -371,16 +378,34 @@ export class Connection {
     void this.#connect();
   }
 
-  #reconnectAtOnce(): void {
+  /**
+   * The token expired: reconnect at once with a fresher one. When the token function hands back the
+   * same token, or one that expires no later, the relay would close it again as soon as it opens, so
+   * the reconnect waits a backoff delay that grows with every such renewal in a row.
+   */
+  async #renewToken(expired: string | undefined): Promise<void> {
     this.#setState("reconnecting");
+    const generation = this.#generation;
+    let token: string | undefined;
+    try {
+      token = await this.#host.token();
+    } catch (cause) {
+      if (generation !== this.#generation) return;
+      this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
+      return this.#retry();
+    }
+    if (generation !== this.#generation) return;
+    if (!isFresherToken(token, expired)) return this.#retry(this.#staleRenewals++);
+    this.#staleRenewals = 0;
     this.#attempt = 0;
-    void this.#connect();
+    void this.#connect({ token });
   }
 
-  #retry(): void {
+  /** Reconnects after a backoff delay for `attempt` (by default the next failed attempt). */
+  #retry(attempt?: number): void {
     this.#setState("reconnecting");
     const { backoff, random } = this.#host.options;
-    const delay = backoffDelay(this.#attempt++, backoff, random);
+    const delay = backoffDelay(attempt ?? this.#attempt++, backoff, random);
     clearTimeout(this.#timer);
     const generation = this.#generation;
     this.#timer = setTimeout(() => {

@@ -35,7 +35,7 @@ export interface ConnectParams {
   presence?: boolean;
   /** A socket that takes batch frames (`?frames=batch`): several messages in one frame. */
   batch?: boolean;
-  /** When the client's token expires (seconds since the epoch); the room closes the socket then. */
+  /** The client's token's `exp` (seconds since the epoch); the room closes the subscriber at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   /** The client address's connection slot, which the room gives back when the subscriber leaves. */
   lease?: ConnectionLease;

@@ -1,15 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
+import { tokenDeadlineMs } from "../auth/claims";
 import { type RelayConfig, readConfig } from "../config";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
-import { packFrames } from "../protocol/batch";
 import { CloseCode } from "../protocol/close-codes";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { ErrorBody } from "../protocol/errors";
 import { RelayError } from "../protocol/errors";
 import {
   ClientFrameType,
-  type GapFrame,
   PING_FRAME,
   PONG_FRAME,
   type PresenceFrame,
@@ -27,6 +26,7 @@ import { MessageBatcher } from "./batcher";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { type ChannelCounters, RoomObservers, type Watched } from "./observers";
+import { ANSWER_MAX_CHARS, CatchUp, type ReplayReader, readReplayPage } from "./replay";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 
@@ -70,13 +70,15 @@ interface SocketAttachment {
   joinedAt: number;
   /** Set for a client's own channel socket, whose frames the room answers. */
   ownSocket?: OwnSocket;
-  /** When the client's token expires, in seconds since the epoch. */
+  /** The client's token's `exp`, in seconds since the epoch; closed at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   lease?: ConnectionLease;
   /** Set once its leave was announced, so a close and an error announce it once. */
   left?: true;
   /** Takes batch frames: its messages go out through the room's batcher. */
   batch?: true;
+  /** Set while it is sent its replay page by page; a room evicted meanwhile closes it so it resumes. */
+  catchingUp?: true;
 }
 
 /**
@@ -120,6 +122,8 @@ export class Room extends DurableObject<Env> {
   #lastReplay: { format: SubscriberFormat; batch: boolean; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
   /** Coalesces messages for the sockets that take batch frames. */
   readonly #batcher: MessageBatcher;
+  /** Sockets still being sent a replay longer than a page; live messages wait for it. */
+  readonly #catchUp: CatchUp;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -143,10 +147,28 @@ export class Room extends DurableObject<Env> {
       maxDelayMs: this.#config.batchMaxDelayMs,
       maxBytes: this.#config.batchMaxBytes,
       send: (frame) => {
-        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) sendOrClose(ws, frame);
+        // A socket still catching up reads these messages from the store with its next replay page.
+        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) if (!this.#catchUp.has(ws)) sendOrClose(ws, frame);
       },
       setTimer: (fn, ms) => setTimeout(fn, ms),
     });
+    this.#catchUp = new CatchUp({
+      page: (since, ws) => {
+        // What waits in the batcher is in this page: the others get it now, this socket from the page.
+        this.#batcher.flush();
+        return readReplayPage(this.#replayReader(), subscriberFormats.json, since, { batchMaxBytes: this.#batchMaxBytesOf(ws) });
+      },
+      lastSeq: () => this.#store.lastSeq,
+      started: (ws, first) => {
+        ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: true } satisfies SocketAttachment);
+        if (first) this.#store.setMeta("catching_up", 1);
+      },
+      done: (ws, idle) => {
+        if (ws.readyState === WebSocket.OPEN) ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: undefined } satisfies SocketAttachment);
+        if (idle) this.#store.setMeta("catching_up", 0);
+      },
+    });
+    if (this.#store.getMeta("catching_up") === 1) this.#closeInterruptedReplays();
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -162,7 +184,15 @@ export class Room extends DurableObject<Env> {
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
     this.#bind(channel);
     const notBefore = this.#notBefore();
-    const messages = Array.from(this.#store.after(since, limit, notBefore), (m) => this.#envelope(m));
+    const messages: Envelope[] = [];
+    let chars = 0;
+    // Bounded by size as well as count: at least one message, then up to ANSWER_MAX_CHARS.
+    for (const stored of this.#store.after(since, limit, notBefore)) {
+      const envelope = this.#envelope(stored);
+      chars += JSON.stringify(envelope).length;
+      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
+      messages.push(envelope);
+    }
     return { messages, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(notBefore) };
   }
 
@@ -187,6 +217,17 @@ export class Room extends DurableObject<Env> {
     return { channel, subscribers, counts: this.#counts() };
   }
 
+  /** Which of these connection leases this room still holds; the limiter asks when their address is at its limit. */
+  async heldLeases(leaseIds: string[]): Promise<string[]> {
+    const held = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const { lease, left } = attachmentOf(ws);
+      if (lease && !left) held.add(lease.id);
+    }
+    for (const lease of this.#sse.leases()) held.add(lease.id);
+    return leaseIds.filter((id) => held.has(id));
+  }
+
   /**
    * Takes a subscriber handed over by the Worker: a socket, or an SSE stream it answers with.
    * Everything from reading the replay to joining the broadcast happens without an `await`, so no
@@ -204,7 +245,15 @@ export class Room extends DurableObject<Env> {
     if (params.batch) this.#batcher.flush();
     const { 0: client, 1: server } = new WebSocketPair();
     this.#accept(server, params);
-    this.#greet((text) => server.send(text), subscriberFormats.json, params);
+    this.#greet(
+      (text) => {
+        server.send(text);
+        return true;
+      },
+      subscriberFormats.json,
+      params,
+      server,
+    );
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -262,20 +311,26 @@ export class Room extends DurableObject<Env> {
     closeQuietly(ws, CloseCode.InternalError, "socket error");
   }
 
-  /** Retention and token expiry: drops what is older than the TTL, closes expired connections, waits for the next. */
+  /**
+   * Retention, token expiry and silent clients: drops what is older than the TTL, closes expired
+   * connections and sockets whose pings stopped, waits for the next.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.#store.pruneOlderThan(now - this.#config.historyTtlSeconds * 1000);
     this.#lastReplay = undefined;
     for (const ws of this.ctx.getWebSockets()) {
       const { expiresAt } = attachmentOf(ws);
-      if (expiresAt !== undefined && expiresAt * 1000 <= now) {
+      if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= now) {
         this.#leave(ws);
         this.#observers.forcedClose(attachmentOf(ws).transport, CloseCode.TokenExpired, "token expired");
         closeQuietly(ws, CloseCode.TokenExpired, "token expired");
+      } else if (this.#lastPing(ws) + this.#pingTimeoutMs() <= now) {
+        this.#leave(ws);
+        closeQuietly(ws, CloseCode.GoingAway, `no ping for ${this.#config.pingTimeoutSeconds} s`);
       }
     }
-    this.#sse.endExpired(now / 1000);
+    this.#sse.endExpired(now);
     this.#alarmAt = null;
     this.#scheduleNextAlarm();
   }
@@ -314,7 +369,9 @@ export class Room extends DurableObject<Env> {
       lease: params.lease,
     };
     if (params.batch) attachment.batch = true;
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
+    // Whether the client pings is seen once its first ping period is over (pings do not wake the room).
+    if (params.ownSocket) this.#scheduleAlarm(attachment.joinedAt + this.#pingTimeoutMs());
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
     this.#observers.joined(attachment);
@@ -339,7 +396,7 @@ export class Room extends DurableObject<Env> {
       expiresAt: params.expiresAt,
       lease: params.lease,
     };
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(params.expiresAt * 1000);
+    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
     // Announced before the newcomer joins, so it is not told of itself.
     this.#announce(ServerFrameType.Join, subscriber.member);
     this.#observers.joined({ subject: subscriber.subject, transport: "sse" });
@@ -374,8 +431,10 @@ export class Room extends DurableObject<Env> {
     const sockets = this.ctx.getWebSockets(tag);
     if (sockets.length > 0) {
       const text = encode(subscriberFormats.json);
+      // A socket still catching up reads this message from the store with its next replay page.
+      const waiting = tag === Tag.messages;
       for (const ws of sockets) {
-        if (ws === except) continue;
+        if (ws === except || (waiting && this.#catchUp.has(ws))) continue;
         sendOrClose(ws, text);
         sent += 1;
       }
@@ -393,13 +452,13 @@ export class Room extends DurableObject<Env> {
     for (const { subject } of this.#sse.subscribers()) yield { subject, transport: "sse" };
   }
 
-  /** Sends a newcomer its greeting, then what it missed after `since`. */
-  #greet(send: (text: string) => void, format: SubscriberFormat, params: ConnectParams): void {
+  /** Sends a newcomer its greeting, then what it missed after `since`; `socket` when it is one (its replay may then take several tasks). */
+  #greet(send: (text: string) => boolean, format: SubscriberFormat, params: ConnectParams, socket?: WebSocket): void {
     const lastSeq = this.#store.lastSeq;
     const since = params.since ?? this.#rewindStart(params.rewind);
     const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
-    if (since !== undefined) this.#replay(send, format, since, params.batch === true);
+    if (since !== undefined) this.#replay(send, format, since, socket, params.batch === true);
   }
 
   /** Where `rewind=N` starts: N messages back, but never before the oldest retained one (a rewind reports no gap). */
@@ -410,8 +469,13 @@ export class Room extends DurableObject<Env> {
     return Math.max(lastSeq - rewind, oldest - 1);
   }
 
-  /** Sends what a subscriber missed after `since`: a gap notice first when some of it is gone; in batch frames for a `batch` one. */
-  #replay(send: (text: string) => void, format: SubscriberFormat, since: number, batch: boolean): void {
+  /**
+   * Sends what a subscriber missed after `since`, a page (REPLAY_PAGE_CHARS) at a time, in batch
+   * frames for a `batch` socket. A socket gets the first page now and the rest from CatchUp, a page
+   * per task; an SSE stream the room writes gets pages at once until it has all or its client
+   * falls SSE_BUFFER_BYTES behind (its stream then ends and it resumes from there).
+   */
+  #replay(send: (text: string) => boolean, format: SubscriberFormat, since: number, socket: WebSocket | undefined, batch: boolean): void {
     const lastSeq = this.#store.lastSeq;
     if (since >= lastSeq) return;
     const now = Date.now();
@@ -422,23 +486,47 @@ export class Room extends DurableObject<Env> {
       return;
     }
     this.#lastReplay = undefined;
-    const frames: string[] = [];
-    const notBefore = this.#notBefore();
-    const oldest = this.#store.oldestSeq(notBefore);
-    if (oldest === null || oldest > since + 1) {
-      const gap: GapFrame = { type: ServerFrameType.Gap, channel: this.#channelName(), after: formatId(since), oldest: formatId(oldest ?? lastSeq + 1) };
-      frames.push(format.gap(gap));
-      this.#observers.gap();
+    const reader = this.#replayReader();
+    const pack = { batchMaxBytes: batch ? this.#config.batchMaxBytes : undefined };
+    let page = readReplayPage(reader, format, since, pack);
+    if (page.gap) this.#observers.gap();
+    let open = true;
+    for (const frame of page.frames) open = send(frame);
+    if (page.until >= lastSeq) {
+      // Kept only when small: on a quiet channel it stays until the next publish.
+      if (page.chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, batch, since, lastSeq, at: now, frames: page.frames };
+      return;
     }
-    const messages = Array.from(this.#store.after(since, this.#config.historyLimit, notBefore), (stored) => format.message(this.#envelope(stored)));
-    for (const frame of batch ? packFrames(messages, this.#config.batchMaxBytes) : messages) frames.push(frame);
-    let chars = 0;
-    for (const frame of frames) {
-      send(frame);
-      chars += frame.length;
+    if (socket) return this.#catchUp.start(socket, page.until);
+    while (open && page.until < lastSeq) {
+      page = readReplayPage(reader, format, page.until, pack);
+      for (const frame of page.frames) open = send(frame);
     }
-    // Kept only when small: on a quiet channel it stays until the next publish.
-    if (chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, batch, since, lastSeq, at: now, frames };
+  }
+
+  /** Replays to a socket that takes batch frames are packed as its live messages are. */
+  #batchMaxBytesOf(ws: WebSocket): number | undefined {
+    return attachmentOf(ws).batch ? this.#config.batchMaxBytes : undefined;
+  }
+
+  #replayReader(): ReplayReader {
+    return {
+      store: this.#store,
+      channel: this.#channelName(),
+      notBefore: this.#notBefore(),
+      maxMessages: this.#config.historyLimit,
+      envelope: (stored) => this.#envelope(stored),
+    };
+  }
+
+  /** The room was evicted while sockets were sent their replay page by page: they would miss the rest, so they resume instead. */
+  #closeInterruptedReplays(): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if (!attachmentOf(ws).catchingUp) continue;
+      this.#leave(ws);
+      closeQuietly(ws, CloseCode.TryAgainLater, "replay interrupted; resume");
+    }
+    this.#store.setMeta("catching_up", 0);
   }
 
   #counts(): SubscriberCounts {
@@ -496,11 +584,26 @@ export class Room extends DurableObject<Env> {
   #scheduleNextAlarm(): void {
     const oldest = this.#store.oldestTs();
     if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
+    const now = Date.now();
     for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt, left } = attachmentOf(ws);
-      if (expiresAt !== undefined && !left) this.#scheduleAlarm(expiresAt * 1000);
+      const { expiresAt, left, ownSocket, joinedAt } = attachmentOf(ws);
+      if (left) continue;
+      if (expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(expiresAt));
+      // Only sockets that ping keep the room checking; one that has not pinged yet is looked at once, at the end of its first period.
+      const pingCheck = this.#lastPing(ws) + this.#pingTimeoutMs();
+      if (Number.isFinite(pingCheck)) this.#scheduleAlarm(pingCheck);
+      else if (ownSocket && joinedAt + this.#pingTimeoutMs() > now) this.#scheduleAlarm(joinedAt + this.#pingTimeoutMs());
     }
-    for (const expiresAt of this.#sse.expiries()) this.#scheduleAlarm(expiresAt * 1000);
+    for (const deadline of this.#sse.tokenDeadlines()) this.#scheduleAlarm(deadline);
+  }
+
+  /** When the socket's client last sent `{"type":"ping"}` (the runtime answers it, also while the room hibernates); Infinity if it never did. */
+  #lastPing(ws: WebSocket): number {
+    return this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? Number.POSITIVE_INFINITY;
+  }
+
+  #pingTimeoutMs(): number {
+    return this.#config.pingTimeoutSeconds * 1000;
   }
 
   /** The limits a new subscriber must fit in, as the error to answer when it does not. */

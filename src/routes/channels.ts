@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
-import { acquireConnection, releaseConnection } from "../limits/connections";
+import { acquireRoomLease, acquireSessionLease, releaseConnection } from "../limits/connections";
 import { checkPublishRate, publisherKey } from "../limits/publish-rate";
 import {
   batchFramesOption,
@@ -114,7 +114,13 @@ resource(
       const since = cursor("since", c.req.query("since"));
       const rewind = countQuery(c, "rewind", REWIND);
       const timeoutSeconds = countQuery(c, "timeout", POLL_TIMEOUT_SECONDS);
-      return c.json(await longPoll(c.env, { channel, since, rewind, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+      // A waiting poll holds one of the address's connection slots until it is answered.
+      const lease = await acquireSessionLease(c.env, c.get("config"), c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
+      try {
+        return c.json(await longPoll(c.env, { channel, since, rewind, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+      } finally {
+        lease.end();
+      }
     },
   },
   { subscribes: true },
@@ -141,7 +147,7 @@ resource(channels, "/:channel", {
  * address's connection slots for it, which the room gives back when the subscriber leaves.
  */
 async function connectToRoom(c: Context<AppEnv>, params: Omit<ConnectParams, "lease">): Promise<Response> {
-  const lease = await acquireConnection(c.env, c.get("config"), c.req.raw);
+  const lease = await acquireRoomLease(c.env, c.get("config"), c.req.raw, params.channel);
   // Refused (a limit) or unreachable: the room never took the slot, so give it back here.
   const giveBack = () => c.executionCtx.waitUntil(releaseConnection(c.env, lease));
   try {

@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf, subjectOf } from "../auth/policy";
-import { acquireConnection, releaseConnection } from "../limits/connections";
+import { acquireSessionLease } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
@@ -28,7 +28,7 @@ resource(
       // A bad token is refused at the door, not on every frame.
       if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
       const batchFrames = batchFramesOption(c.req.query("frames"));
-      const lease = await acquireConnection(c.env, config, c.req.raw);
+      const lease = await acquireSessionLease(c.env, config, c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
       const { 0: client, 1: server } = new WebSocketPair();
       new MultiplexSession(server, {
         env: c.env,
@@ -38,7 +38,7 @@ resource(
         subject: subjectOf(identity),
         publisherKey: publisherKey(identity, c.req.raw),
         batchFrames,
-        onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+        onClose: () => lease.end(),
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
       });
       return new Response(null, { status: 101, webSocket: client });
@@ -66,7 +66,7 @@ resource(
       const resume = streamResume(c.req.header("Last-Event-ID") || c.req.query("since"), channels);
       const rewind = countQuery(c, "rewind", REWIND);
       const identity = c.get("identity");
-      const lease = await acquireConnection(c.env, config, c.req.raw);
+      const lease = await acquireSessionLease(c.env, config, c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
       return multiplexSSE(c.env, config, {
         channels,
         resume,
@@ -75,7 +75,7 @@ resource(
         subject: subjectOf(identity),
         presence: c.req.query("presence") === "1",
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
-        onEnd: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
+        onEnd: () => lease.end(),
       });
     },
   },

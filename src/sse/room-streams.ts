@@ -1,3 +1,4 @@
+import { tokenDeadlineMs } from "../auth/claims";
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
 import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
@@ -9,7 +10,7 @@ export interface SSESubscriber {
   subject?: string;
   /** Also send it join and leave events. */
   presence: boolean;
-  /** When its token expires, in seconds since the epoch. */
+  /** Its token's `exp`, in seconds since the epoch; the stream ends at tokenDeadlineMs(expiresAt). */
   expiresAt?: number;
   lease?: ConnectionLease;
 }
@@ -46,8 +47,11 @@ export class SSEStreams {
     return this.#streams.size;
   }
 
-  /** Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it joins broadcasts. */
-  open(subscriber: SSESubscriber, write: (send: (text: string) => void) => void): Response {
+  /**
+   * Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it
+   * joins broadcasts, through `send`, which says whether the stream takes more (false once it ended).
+   */
+  open(subscriber: SSESubscriber, write: (send: (text: string) => boolean) => void): Response {
     const stream = new SSEStream({
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
@@ -57,7 +61,10 @@ export class SSEStreams {
         this.#options.onEnd(subscriber, ending);
       },
     });
-    write((text) => stream.write(text));
+    write((text) => {
+      stream.write(text);
+      return stream.isOpen;
+    });
     if (stream.isOpen) {
       this.#streams.set(stream, subscriber);
       this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
@@ -78,14 +85,19 @@ export class SSEStreams {
     return Array.from(this.#streams.values(), (s) => s.member);
   }
 
-  /** Ends the streams whose token expired by `nowSeconds`. */
-  endExpired(nowSeconds: number): void {
-    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && expiresAt <= nowSeconds) stream.end();
+  /** The connection leases of the open streams. */
+  *leases(): Iterable<ConnectionLease> {
+    for (const { lease } of this.#streams.values()) if (lease) yield lease;
   }
 
-  /** Token expiry times of the open streams, in seconds since the epoch. */
-  *expiries(): Iterable<number> {
-    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield expiresAt;
+  /** Ends the streams whose token stopped being honoured by `nowMs` (tokenDeadlineMs). */
+  endExpired(nowMs: number): void {
+    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= nowMs) stream.end();
+  }
+
+  /** When the open streams' tokens stop being honoured, in ms since the epoch. */
+  *tokenDeadlines(): Iterable<number> {
+    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield tokenDeadlineMs(expiresAt);
   }
 
   #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): number {

@@ -1,6 +1,7 @@
 import type { Envelope } from "../protocol/envelope";
 import type { GapFrame, ServerFrame } from "../protocol/frames";
 import type { MessageId } from "../protocol/ids";
+import { ANSWER_MAX_CHARS } from "../room/replay";
 import { closeQuietly } from "../room/sockets";
 import { openRoomSocket } from "../room/stub";
 
@@ -24,11 +25,13 @@ export interface LongPollAnswer {
 /**
  * Long-poll as a short-lived subscriber: the same room socket as every other subscriber, so a
  * publish wakes all waiting pollers at once. The room greets with its last id and replays what is
- * after `since`; once that replay is in, or the first live message arrives, the answer goes out.
+ * after `since`; once that replay is in (or ANSWER_MAX_CHARS of it), or the first live message
+ * arrives, the answer goes out.
  */
 export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
   return new Promise<LongPollAnswer>((resolve, reject) => {
     const messages: Envelope[] = [];
+    let chars = 0;
     let lastId: MessageId = "0";
     let gap: LongPollAnswer["gap"];
     /** The id that completes the replay; undefined until the greeting says, null when waiting for live. */
@@ -47,7 +50,20 @@ export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId
     };
     const caughtUp = (id: number): boolean => replayUntil === null || (replayUntil !== undefined && id >= replayUntil);
 
-    const onFrame = (frame: ServerFrame): void => {
+    /** Adds a message to the answer; whether the answer went out. */
+    const take = (message: Envelope, size: number): boolean => {
+      // An answer holds at most ANSWER_MAX_CHARS of messages (at least one); the client polls on from its lastId.
+      if (messages.length > 0 && chars + size > ANSWER_MAX_CHARS) {
+        answer();
+        return true;
+      }
+      messages.push(message);
+      chars += size;
+      if (caughtUp(Number(message.id))) answer();
+      return settled;
+    };
+
+    const onFrame = (frame: ServerFrame, size: number): void => {
       // Frames still queued on the socket after the answer went out belong to the next poll.
       if (settled) return;
       switch (frame.type) {
@@ -63,12 +79,10 @@ export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId
           if (caughtUp(Number(frame.oldest) - 1)) answer();
           break;
         case "message":
-          messages.push(frame);
-          if (caughtUp(Number(frame.id))) answer();
+          take(frame, size);
           break;
         case "batch":
-          messages.push(...frame.messages);
-          if (caughtUp(Number(frame.messages.at(-1)?.id))) answer();
+          for (const message of frame.messages) if (take(message, JSON.stringify(message).length)) break;
           break;
       }
     };
@@ -76,7 +90,7 @@ export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId
     openRoomSocket(
       env,
       { channel, delivery: "socket", transport: "poll", clientId, since, rewind: since === undefined ? rewind : undefined, batch: true },
-      { message: (text) => onFrame(JSON.parse(text) as ServerFrame), close: answer },
+      { message: (text) => onFrame(JSON.parse(text) as ServerFrame, text.length), close: answer },
     ).then((opened) => {
       socket = opened;
       if (settled) closeQuietly(opened, 1000, "poll answered");

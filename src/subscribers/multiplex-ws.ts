@@ -1,3 +1,4 @@
+import { tokenDeadlineMs } from "../auth/claims";
 import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
 import { checkPublishRate } from "../limits/publish-rate";
@@ -34,7 +35,7 @@ export interface MultiplexContext {
   publisherKey: string;
   /** Called once when the session ends. */
   onClose(): void;
-  /** When the token expires (seconds since the epoch): the session ends then, publishing included. */
+  /** The token's `exp` (seconds since the epoch): the session ends at tokenDeadlineMs(expiresAt), publishing included. */
   expiresAt?: number;
   /** The client asked for batch frames (`?frames=batch`). */
   batchFrames: boolean;
@@ -63,13 +64,15 @@ export class MultiplexSession {
   /** Set when the client must go: no frame is read any more, queued publishes still finish. */
   #leaving = false;
   #expiry: ReturnType<typeof setTimeout> | undefined;
+  /** Armed by each ping: a client that pinged and then fell silent for PING_TIMEOUT_SECONDS is gone. */
+  #silence: ReturnType<typeof setTimeout> | undefined;
 
   constructor(client: WebSocket, context: MultiplexContext) {
     this.#client = client;
     this.#context = context;
     this.#meter = new PublishMeter(context.config.wsPublishRate, context.config.wsPublishBurst);
     if (context.expiresAt !== undefined) {
-      this.#expiry = setTimeout(() => this.#leave(CloseCode.TokenExpired, "token expired"), Math.max(0, context.expiresAt * 1000 - Date.now()));
+      this.#expiry = setTimeout(() => this.#leave(CloseCode.TokenExpired, "token expired"), Math.max(0, tokenDeadlineMs(context.expiresAt) - Date.now()));
     }
     client.addEventListener("message", (event) => this.#onMessage(event.data as string | ArrayBuffer));
     client.addEventListener("close", () => this.#close());
@@ -79,7 +82,7 @@ export class MultiplexSession {
 
   #onMessage(raw: string | ArrayBuffer): void {
     if (this.#leaving) return;
-    if (raw === PING_FRAME) return this.#send(PONG_FRAME);
+    if (raw === PING_FRAME) return this.#pinged();
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes, maxFrameBytes: this.#context.config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(parsed.error);
     const frame = parsed.frame;
@@ -96,6 +99,13 @@ export class MultiplexSession {
         return;
       }
     }
+  }
+
+  #pinged(): void {
+    this.#send(PONG_FRAME);
+    if (this.#silence !== undefined) clearTimeout(this.#silence);
+    const { pingTimeoutSeconds } = this.#context.config;
+    this.#silence = setTimeout(() => this.#disconnect(CloseCode.GoingAway, `no ping for ${pingTimeoutSeconds} s`), pingTimeoutSeconds * 1000);
   }
 
   async #subscribe(frame: SubscribeFrame): Promise<void> {
@@ -187,6 +197,7 @@ export class MultiplexSession {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#expiry !== undefined) clearTimeout(this.#expiry);
+    if (this.#silence !== undefined) clearTimeout(this.#silence);
     for (const { socket } of this.#rooms.values()) if (socket) closeQuietly(socket, 1000, "subscriber left");
     this.#rooms.clear();
     this.#context.onClose();

@@ -6,6 +6,7 @@ import { RelayClient, type RelayClientError, type StateChange, type TransportNam
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { CLOCK_LEEWAY_SECONDS } from "../../src/auth/claims";
 import { type Relay, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 
 const SECRET = "browser-test-secret-0123456789abcdef";
@@ -18,10 +19,10 @@ afterAll(async () => {
   if (relay) await removeState(relay.persistTo);
 });
 
-/** A token for every channel that expires `ttl` seconds from now. */
+/** A token for every channel that the relay honours for `ttl` seconds from now (its exp plus the 30 s leeway). */
 function token(ttl: number): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return sign({ sub: "sdk-test", iat: now, exp: now + ttl, relay: { publish: ["*"], subscribe: ["*"] } }, SECRET, "HS256");
+  return sign({ sub: "sdk-test", iat: now, exp: now + ttl - CLOCK_LEEWAY_SECONDS, relay: { publish: ["*"], subscribe: ["*"] } }, SECRET, "HS256");
 }
 
 const waitFor = (predicate: () => boolean, what: string, timeoutMs = 20_000) => waitUntil(predicate, what, timeoutMs);

@@ -77,10 +77,12 @@ describe("publisherKey", () => {
   const request = (headers: Record<string, string> = {}) => new Request("https://relay.test/", { headers });
   const claims = (subject?: string) => ({ subject, publish: [], subscribe: [], expiresAt: 0 });
 
-  it("keys by token subject, else by client IP, else one local key", () => {
+  it("keys by token subject, else by client address (IPv6: its /64), else one local key", () => {
     expect(publisherKey({ kind: "token", source: "header", claims: claims("alice") }, request({ "CF-Connecting-IP": "203.0.113.9" }))).toBe("sub:alice");
     expect(publisherKey({ kind: "token", source: "header", claims: claims() }, request({ "CF-Connecting-IP": "203.0.113.9" }))).toBe("ip:203.0.113.9");
-    expect(publisherKey({ kind: "anonymous" }, request({ "CF-Connecting-IP": "2001:db8::1" }))).toBe("ip:2001:db8::1");
+    // An IPv6 address is keyed by its /64, so one host cannot take a fresh key per address.
+    expect(publisherKey({ kind: "anonymous" }, request({ "CF-Connecting-IP": "2001:db8::1" }))).toBe("ip:2001:db8:0:0::/64");
+    expect(publisherKey({ kind: "anonymous" }, request({ "CF-Connecting-IP": "2001:db8::2" }))).toBe("ip:2001:db8:0:0::/64");
     expect(publisherKey({ kind: "anonymous" }, request())).toBe("ip:local");
   });
 

@@ -15,6 +15,7 @@ const NUMERIC = [
   "WS_PUBLISH_RATE",
   "WS_PUBLISH_BURST",
   "BATCH_MAX_BYTES",
+  "PING_TIMEOUT_SECONDS",
 ] as const;
 
 describe("readConfig", () => {
@@ -45,6 +46,7 @@ describe("readConfig", () => {
       maxConnectionsPerIp: 1000,
       batchMaxDelayMs: 5,
       batchMaxBytes: 65536,
+      pingTimeoutSeconds: 60,
     };
     expect(readConfig({})).toEqual(expected);
     expect(DEFAULTS).toEqual(expected);
@@ -83,6 +85,7 @@ describe("readConfig", () => {
         MAX_CONNECTIONS_PER_IP: "0",
         BATCH_MAX_DELAY_MS: "20",
         BATCH_MAX_BYTES: "8192",
+        PING_TIMEOUT_SECONDS: "5",
       }),
     ).toEqual({
       maxMessageBytes: 1024,
@@ -110,6 +113,7 @@ describe("readConfig", () => {
       maxConnectionsPerIp: 0,
       batchMaxDelayMs: 20,
       batchMaxBytes: 8192,
+      pingTimeoutSeconds: 5,
     });
   });
 
