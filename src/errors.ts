@@ -23,16 +23,24 @@ export function unavailableError(error: unknown): RelayError | undefined {
   return undefined;
 }
 
+/**
+ * Any error as what a client is told: a RelayError as it is, a platform failure as `unavailable`,
+ * anything else (a bug) as a plain `internal`, logged here and never shown.
+ */
+export function asRelayError(error: unknown): RelayError {
+  if (error instanceof RelayError) return error;
+  const unavailable = unavailableError(error);
+  if (unavailable) return unavailable;
+  console.error("unhandled error", error);
+  return new RelayError("internal", "The relay failed to handle this request; try again.");
+}
+
 /** `app.onError`: RelayErrors as they are, platform failures as 503, anything else as a plain 500 without internals. */
 export function renderError(err: Error, _c: Context): Response {
-  if (err instanceof RelayError) return err.toResponse();
-  const unavailable = unavailableError(err);
-  if (unavailable) return unavailable.toResponse();
   if (err instanceof HTTPException && err.status < 500) {
     return new RelayError("invalid_request", err.message || "The request could not be read.").toResponse();
   }
-  console.error("unhandled error", err);
-  return new RelayError("internal", "The relay failed to handle this request; try again.").toResponse();
+  return asRelayError(err).toResponse();
 }
 
 export function renderNotFound(c: Context): Response {

@@ -8,6 +8,7 @@ import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
 import { requireChannel } from "../protocol/validate";
+import { clientPublisher } from "../room/publish";
 import { multiplexSSE } from "../sse/multiplex";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { requireUpgrade } from "./params";
@@ -34,7 +35,7 @@ resource(
         config,
         authorize: (channel, action) => grantFor(c, channel, action),
         clientId: clientIdOf(subjectOf(identity)),
-        publisherKey: publisherKey(identity, c.req.raw),
+        publisher: clientPublisher(config, identity, publisherKey(identity, c.req.raw)),
         onClose: () => c.executionCtx.waitUntil(releaseConnection(c.env, lease)),
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,
       });
