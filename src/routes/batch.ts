@@ -45,15 +45,14 @@ resource(batch, "/publish", {
     }
     await Promise.all(
       Array.from(byChannel, async ([channel, admitted]) => {
-        for (const [i, result] of (
-          await storeAll(
-            c.env,
-            channel,
-            admitted.map((a) => a.admitted),
-          )
-        ).entries()) {
-          results[admitted[i]!.index] = result;
-        }
+        const stored = await storeAll(
+          c.env,
+          channel,
+          admitted.map((a) => a.admitted),
+        );
+        admitted.forEach(({ index }, i) => {
+          results[index] = stored[i]!;
+        });
       }),
     );
     return c.json({ results });

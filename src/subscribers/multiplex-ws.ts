@@ -82,7 +82,10 @@ export class MultiplexSession {
       case ClientFrameType.Publish: {
         const verdict = this.#meter.check(Date.now());
         if (verdict === "disconnect") return this.#leave(CloseCode.RateLimited, "publishing too fast");
-        if (verdict === "refuse") return this.#error(frame.ref, "rate_limited", `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`);
+        if (verdict === "refuse") {
+          const message = `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`;
+          return void this.#publishes.run(() => this.#error(frame.ref, "rate_limited", message));
+        }
         return void this.#publish(frame);
       }
     }
