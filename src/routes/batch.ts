@@ -99,7 +99,7 @@ function failed(channel: unknown, { code, message }: RelayError): BatchResult {
  * batch of full-size messages made of those must be split. Defaults: 100 × (2 × 65536 + 1024) =
  * 13,209,600 bytes, where 6 bytes per byte of data would make 39 MB.
  */
-export function maxBatchBodyBytes(config: RelayConfig): number {
+function maxBatchBodyBytes(config: RelayConfig): number {
   return config.maxBatchMessages * (config.maxMessageBytes * 2 + 1024);
 }
 

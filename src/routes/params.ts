@@ -45,7 +45,7 @@ export function countQuery(c: Context, name: string, fallback: number, max: numb
  * connection whose chunked body was left unread. Reading costs time, not memory (nothing is kept);
  * past this bound the body is cancelled and the connection dropped, which a client notices at once.
  */
-export const DRAIN_MAX_BYTES = 1 << 20;
+const DRAIN_MAX_BYTES = 1 << 20;
 
 /**
  * Reads a request body of at most `maxBytes`, throwing `tooLarge()` once it is known to be larger:
