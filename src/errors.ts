@@ -25,27 +25,31 @@ export function unavailableError(error: unknown): RelayError | undefined {
   return undefined;
 }
 
-/** `app.onError`: RelayErrors as they are, platform failures as 503, anything else as a plain 500 without internals. */
-export function renderError(err: Error, c?: Context): Response {
-  const error = asRelayError(err);
-  if (c) recordRefusal(c, error, err);
-  return error.toResponse();
-}
-
-function asRelayError(err: Error): RelayError {
-  if (err instanceof RelayError) return err;
-  const unavailable = unavailableError(err);
+/**
+ * Any error as what a client is told: a RelayError as it is, a platform failure as `unavailable`,
+ * anything else (a bug) as a plain `internal`, logged here and never shown.
+ */
+export function asRelayError(error: unknown): RelayError {
+  if (error instanceof RelayError) return error;
+  const unavailable = unavailableError(error);
   if (unavailable) return unavailable;
-  if (err instanceof HTTPException && err.status < 500) return new RelayError("invalid_request", err.message || "The request could not be read.");
+  logEvent("error", "request.failed", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   return new RelayError("internal", "The relay failed to handle this request; try again.");
 }
 
-/** Limits and failures are what an operator watches: a metric for every refusal, a log line for those. */
-function recordRefusal(c: Context, error: RelayError, cause: Error): void {
+/** `app.onError`: RelayErrors as they are, platform failures as 503, anything else as a plain 500 without internals. */
+export function renderError(err: Error, c?: Context): Response {
+  const error =
+    err instanceof HTTPException && err.status < 500 ? new RelayError("invalid_request", err.message || "The request could not be read.") : asRelayError(err);
+  if (c) recordRefusal(c, error);
+  return error.toResponse();
+}
+
+/** Limits and failures are what an operator watches: a metric for every refusal, a log line for those past a limit. */
+function recordRefusal(c: Context, error: RelayError): void {
   new Metrics((c.env as Partial<Env>).METRICS).count(Metric.Refusal, c.req.param("channel") ?? "", error.code);
-  const path = new URL(c.req.url).pathname;
-  if (error.code === "internal") logEvent("error", "request.failed", { method: c.req.method, path, error: cause.stack ?? String(cause) });
-  else if (error.status === 429 || error.status === 503) logEvent("warn", "request.refused", { method: c.req.method, path, code: error.code });
+  if (error.status === 429 || error.status === 503)
+    logEvent("warn", "request.refused", { method: c.req.method, path: new URL(c.req.url).pathname, code: error.code });
 }
 
 export function renderNotFound(c: Context): Response {

@@ -1,8 +1,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { createApp } from "./app";
 import { readConfig, webhookTarget } from "./config";
-import { optionalEvent, optionalIdempotencyKey, requireChannel } from "./protocol/validate";
-import { type PublishReceipt, publishMessage } from "./room/publish";
+import { publish, SERVICE_PUBLISHER } from "./room/publish";
 import { deliverWebhooks } from "./webhooks/delivery";
 import type { WebhookEvent } from "./webhooks/events";
 
@@ -35,19 +34,16 @@ export default class Relay extends WorkerEntrypoint<Env> {
   }
 
   /**
-   * Publishes one message and returns its id once it is stored. Service bindings are trusted:
-   * no token is asked. Bad input throws an Error whose message starts with API.md's error code.
+   * Publishes one message and returns its id once it is stored, through the same checks as every
+   * other publish. Service bindings are trusted: no token is asked, and the publish rate limit does
+   * not count them (see SERVICE_PUBLISHER). Bad input throws an Error whose message starts with
+   * API.md's error code.
    */
   async publish(channel: string, data: string | ArrayBuffer | Uint8Array, options: RpcPublishOptions = {}): Promise<string> {
     const config = readConfig(this.env);
-    const body = typeof data === "string" ? data : data instanceof Uint8Array ? data : new Uint8Array(data);
+    const body = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
     try {
-      const receipt: PublishReceipt = await publishMessage(this.env, config, {
-        channel: requireChannel(channel),
-        body,
-        event: optionalEvent(options.event),
-        idempotencyKey: optionalIdempotencyKey(options.idempotencyKey),
-      });
+      const receipt = await publish(this.env, config, SERVICE_PUBLISHER, { channel, data: body, event: options.event, idempotencyKey: options.idempotencyKey });
       return receipt.id;
     } catch (error) {
       // RPC carries an Error's message, not its fields: put the code where a caller can read it.

@@ -33,7 +33,8 @@ export type ClaimsResult = { ok: true; claims: RelayClaims } | { ok: false; reas
 
 /**
  * Checks a verified token's payload: `exp` required and not past, `nbf` not in the future (both
- * with 30 s of leeway), and a `relay` claim (or the one `claimName` names) whose `publish`/`subscribe` are lists of patterns.
+ * with 30 s of leeway), and a `relay` claim (or the one `claimName` names), if any, whose
+ * `publish`/`subscribe` are lists of patterns. Without that claim the token grants nothing.
  *
  * @example readClaims({ exp: now + 60, relay: { subscribe: ["*"] } }, now) // { ok: true, … }
  */
@@ -48,11 +49,14 @@ export function readClaims(payload: Record<string, unknown>, nowSeconds: number,
   if (sub !== undefined && (typeof sub !== "string" || sub.length > MAX_SUBJECT_LENGTH)) {
     return { ok: false, reason: `The token's sub must be a string of at most ${MAX_SUBJECT_LENGTH} characters.` };
   }
-  const grants = typeof relay === "object" && relay !== null && !Array.isArray(relay) ? (relay as Record<string, unknown>) : undefined;
+  // A token without a relay claim is good and grants nothing (403 for what it asks); one whose
+  // relay claim is malformed is not a relay token that can be read (401).
+  const grants =
+    relay === undefined ? {} : typeof relay === "object" && relay !== null && !Array.isArray(relay) ? (relay as Record<string, unknown>) : undefined;
   const publish = patternList(grants?.publish);
   const subscribe = patternList(grants?.subscribe);
   if (!grants || publish === undefined || subscribe === undefined) {
-    return { ok: false, reason: `The token needs a ${claimName} claim like {"publish":["news"],"subscribe":["*"]}.` };
+    return { ok: false, reason: `The token's ${claimName} claim must look like {"publish":["news"],"subscribe":["*"]}.` };
   }
   // An empty sub names nobody: the client is then known by a connection id, like an anonymous one.
   return { ok: true, claims: { subject: sub || undefined, publish, subscribe, expiresAt: exp } };

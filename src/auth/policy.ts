@@ -27,12 +27,7 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
   if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
 
   if (!tokensEnabled(config)) {
-    if (action === "publish" && !config.allowAnonymous) {
-      throw new RelayError(
-        "unauthorized",
-        'Anonymous publishing is disabled. Configure auth with `wrangler secret put RELAY_JWT_SECRET` and send a token, or set ALLOW_ANONYMOUS = "true" for local development.',
-      );
-    }
+    if (action === "publish" && !config.allowAnonymous) throw anonymousPublishingDisabled();
     return config.allowAnonymous ? { canPublish: true } : { canPublish: false, publishRefusal: "unauthorized" };
   }
 
@@ -49,6 +44,30 @@ export function authorize(config: RelayConfig, identity: Identity, channel: stri
   const allowed = action === "publish" ? canPublish : matchesAny(claims.subscribe, channel) || matchesAny(config.publicChannels, channel);
   if (!allowed) throw new RelayError("forbidden", `This token may not ${action} to ${channel}.`);
   return { canPublish, ...(canPublish ? {} : { publishRefusal: "forbidden" as const }), subject: claims.subject, expiresAt: claims.expiresAt };
+}
+
+/**
+ * Refuses, with what `authorize` would answer for every channel, an identity that may publish
+ * nowhere at all: a bad token, no token where publishing needs one, a token whose `publish` list is
+ * empty. Lets a route refuse before it reads a body (batch), then ask `authorize` per channel.
+ */
+export function authorizeSomePublishing(config: RelayConfig, identity: Identity): void {
+  if (identity.kind === "invalid") throw new RelayError("unauthorized", identity.reason);
+  if (!tokensEnabled(config)) {
+    if (!config.allowAnonymous) throw anonymousPublishingDisabled();
+    return;
+  }
+  if (identity.kind === "anonymous") {
+    throw new RelayError("unauthorized", "Publishing needs a token: Authorization: Bearer, ?token= or the relay_token cookie.");
+  }
+  if (identity.claims.publish.length === 0) throw new RelayError("forbidden", "This token may not publish to any channel.");
+}
+
+function anonymousPublishingDisabled(): RelayError {
+  return new RelayError(
+    "unauthorized",
+    'Anonymous publishing is disabled. Configure auth with `wrangler secret put RELAY_JWT_SECRET` and send a token, or set ALLOW_ANONYMOUS = "true" for local development.',
+  );
 }
 
 /** How a client is known in presence: its token's `sub`, else a fresh connection id. */

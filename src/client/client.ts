@@ -1,5 +1,5 @@
 import { parseSeq } from "../protocol/ids";
-import { isChannelName, isEventName } from "../protocol/names";
+import { IDEMPOTENCY_KEY_RULE, isChannelName, isEventName, isIdempotencyKey } from "../protocol/names";
 import { backoffDelay } from "./backoff";
 import { Connection, type ConnectionHost } from "./connection";
 import { type ResolvedOptions, resolveOptions } from "./defaults";
@@ -25,7 +25,7 @@ interface QueuedPublish {
   channel: string;
   data: string;
   event: string | undefined;
-  /** Sent as Idempotency-Key, so HTTP retries of this publish store it once. */
+  /** The publish's one idempotency key, sent with every attempt on every transport, so it is stored once. */
   key: string;
   sending: boolean;
   tokenRefreshed: boolean;
@@ -130,8 +130,9 @@ export class RelayClient {
   /**
    * Publishes `data` to a channel: over the open WebSocket when there is one (acknowledged by the
    * relay), else by HTTP. While offline it waits in a bounded queue and goes out, in order, on
-   * reconnect. A publish whose socket drops before the acknowledgement is sent again (it may then be
-   * stored twice); HTTP retries carry one Idempotency-Key and are stored once.
+   * reconnect. A publish whose socket drops, or whose acknowledgement is late, is sent again, over a
+   * socket or by HTTP; every attempt carries the publish's one idempotency key (`idempotencyKey`, or
+   * one the client makes), so it is stored once.
    *
    * @example const { id } = await relay.publish("news", JSON.stringify(item), { event: "item" });
    * @throws {RelayClientError} `queue_full`, `closed`, or the relay's refusal (`forbidden`, `message_too_large`, …)
@@ -140,6 +141,9 @@ export class RelayClient {
     if (!isChannelName(channel)) return Promise.reject(new RelayClientError("invalid_channel", `Not a channel name: ${JSON.stringify(channel)}.`, { channel }));
     if (options.event !== undefined && !isEventName(options.event)) {
       return Promise.reject(new RelayClientError("invalid_event", `Not an event name: ${JSON.stringify(options.event)}.`, { channel }));
+    }
+    if (options.idempotencyKey !== undefined && !isIdempotencyKey(options.idempotencyKey)) {
+      return Promise.reject(new RelayClientError("invalid_idempotency_key", IDEMPOTENCY_KEY_RULE, { channel }));
     }
     if (typeof data !== "string") return Promise.reject(new TypeError("publish() takes the data as a string; JSON.stringify objects first."));
     if (this.#state === "closed") return Promise.reject(new RelayClientError("closed", "The client is closed; call connect() first.", { channel }));
@@ -274,7 +278,7 @@ export class RelayClient {
         const socket = this.#webSocket();
         if (socket) {
           item.sending = true;
-          socket.publish(item.channel, item.data, item.event).then(
+          socket.publish(item.channel, item.data, item.event, item.key).then(
             (id) => this.#settle(item, { channel: item.channel, id }),
             (error: RelayClientError) => {
               if (error.code !== "disconnected") return this.#fail(item, error);

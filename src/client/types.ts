@@ -92,7 +92,11 @@ export interface Subscription {
 export interface PublishOptions {
   /** Event name, default `message`. */
   event?: string;
-  /** Sent as `Idempotency-Key` on HTTP; a random one is used by default so retries store once. */
+  /**
+   * The publish's key (1–128 printable ASCII characters): sent with every attempt, as `idempotencyKey`
+   * in WebSocket frames and as `Idempotency-Key` over HTTP, so resends store it once. A random one by
+   * default; give your own to make a publish idempotent across page loads.
+   */
   idempotencyKey?: string;
 }
 

@@ -2,7 +2,7 @@ import type { Envelope } from "./envelope";
 import type { ErrorBody, ErrorCode } from "./errors";
 import type { MessageId } from "./ids";
 import { parseSeq } from "./ids";
-import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName } from "./names";
+import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, IDEMPOTENCY_KEY_RULE, isChannelName, isEventName, isIdempotencyKey } from "./names";
 import { REWIND } from "./validate";
 
 /** Frames the relay sends on a WebSocket, one JSON object per text frame. */
@@ -86,6 +86,8 @@ export interface PublishFrame {
   channel?: string;
   data: string;
   event?: string;
+  /** A repeat while the first message with this key is retained is acknowledged with its id and stores nothing. */
+  idempotencyKey?: string;
   ref?: string;
 }
 
@@ -130,8 +132,8 @@ const encoder = new TextEncoder();
  * Reads one client frame. Never throws: anything malformed comes back as the error frame to send,
  * carrying the frame's `ref` when it had a usable one.
  *
- * @example parseClientFrame('{"type":"publish","data":"hi","ref":"c1"}', { maxDataBytes: 65536 })
- * // { ok: true, frame: { type: "publish", data: "hi", ref: "c1" } }
+ * @example parseClientFrame('{"type":"publish","data":"hi","idempotencyKey":"k1","ref":"c1"}', { maxDataBytes: 65536 })
+ * // { ok: true, frame: { type: "publish", data: "hi", idempotencyKey: "k1", ref: "c1" } }
  */
 export function parseClientFrame(raw: string | ArrayBuffer, options: ParseOptions): ParseResult {
   if (options.maxFrameBytes !== undefined && isFrameLargerThan(raw, options.maxFrameBytes)) {
@@ -165,11 +167,14 @@ export function parseClientFrame(raw: string | ArrayBuffer, options: ParseOption
 }
 
 function parsePublish(value: Record<string, unknown>, ref: string | undefined, { maxDataBytes }: ParseOptions): ParseResult {
-  const { data, event, channel } = value;
+  const { data, event, channel, idempotencyKey } = value;
   if (channel !== undefined && (typeof channel !== "string" || !isChannelName(channel))) return invalid("invalid_channel", CHANNEL_NAME_RULE, ref);
   if (typeof data !== "string") return invalid("invalid_frame", 'A publish frame needs "data" as a string.', ref);
   if (event !== undefined && (typeof event !== "string" || !isEventName(event))) {
     return invalid("invalid_event", EVENT_NAME_RULE, ref);
+  }
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !isIdempotencyKey(idempotencyKey))) {
+    return invalid("invalid_idempotency_key", IDEMPOTENCY_KEY_RULE, ref);
   }
   // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
   if (data.length * 3 > maxDataBytes && encoder.encode(data).byteLength > maxDataBytes) {
@@ -178,6 +183,7 @@ function parsePublish(value: Record<string, unknown>, ref: string | undefined, {
   const frame: PublishFrame = { type: ClientFrameType.Publish, data };
   if (channel !== undefined) frame.channel = channel;
   if (event !== undefined) frame.event = event;
+  if (idempotencyKey !== undefined) frame.idempotencyKey = idempotencyKey;
   if (ref !== undefined) frame.ref = ref;
   return { ok: true, frame };
 }

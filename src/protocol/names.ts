@@ -13,6 +13,7 @@ export const RelayEvent = { Gap: "relay.gap", Join: "relay.join", Leave: "relay.
 /** The rules above as sentences for error messages. */
 export const CHANNEL_NAME_RULE = "Channel names are 1–128 characters of A–Z a–z 0–9 . _ - : ~ @ and start with a letter or digit.";
 export const EVENT_NAME_RULE = 'Event names are 1–64 characters of A–Z a–z 0–9 . _ : - and must not start with "relay.".';
+export const IDEMPOTENCY_KEY_RULE = "Idempotency keys are 1–128 printable ASCII characters.";
 
 /**
  * @example isChannelName("chat.room-1") // true

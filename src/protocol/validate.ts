@@ -1,6 +1,6 @@
 import { RelayError } from "./errors";
 import { parseSeq } from "./ids";
-import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, isChannelName, isEventName, isIdempotencyKey } from "./names";
+import { CHANNEL_NAME_RULE, EVENT_NAME_RULE, IDEMPOTENCY_KEY_RULE, isChannelName, isEventName, isIdempotencyKey } from "./names";
 
 // The checks every way in (HTTP routes, frames turned into publishes, RPC) applies to what a
 // client sent; each throws the RelayError that API.md names.
@@ -26,7 +26,7 @@ export function optionalEvent(value: unknown): string | undefined {
 export function optionalIdempotencyKey(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || !isIdempotencyKey(value)) {
-    throw new RelayError("invalid_idempotency_key", "Idempotency-Key must be 1–128 printable ASCII characters.");
+    throw new RelayError("invalid_idempotency_key", IDEMPOTENCY_KEY_RULE);
   }
   return value;
 }

@@ -15,6 +15,8 @@ export interface OwnSocket {
   canPublish: boolean;
   /** The error a refused publish gets: no token (`unauthorized`) or no right (`forbidden`). */
   publishRefusal?: "unauthorized" | "forbidden";
+  /** Whose publishes count together against PUBLISH_RATE_LIMITER, which the room asks as the Worker does. */
+  publisherKey: string;
 }
 
 /** What the Worker tells a room when it hands it a subscriber. */
@@ -72,6 +74,7 @@ export function connectRequest(params: ConnectParams): Request {
     query.set("own", "1");
     if (params.ownSocket.canPublish) query.set("publish", "1");
     if (params.ownSocket.publishRefusal) query.set("refusal", params.ownSocket.publishRefusal);
+    query.set("publisher", params.ownSocket.publisherKey);
   }
   return new Request(url, params.delivery === "stream" ? {} : { headers: { Upgrade: "websocket" } });
 }
@@ -109,7 +112,13 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   if (frames === "batch") params.batch = true;
   if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
   if (query.get("own") === "1") {
-    params.ownSocket = { canPublish: query.get("publish") === "1", publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden" };
+    const publisherKey = query.get("publisher");
+    if (!publisherKey) return undefined;
+    params.ownSocket = {
+      canPublish: query.get("publish") === "1",
+      publishRefusal: query.get("refusal") === "unauthorized" ? "unauthorized" : "forbidden",
+      publisherKey,
+    };
   }
   return params;
 }

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { tokenDeadlineMs } from "../auth/claims";
 import { type RelayConfig, readConfig } from "../config";
+import { asRelayError } from "../errors";
 import { type ConnectionLease, releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
@@ -18,7 +19,6 @@ import {
   ServerFrameType,
 } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
-import { DEFAULT_EVENT } from "../protocol/names";
 import type { Transport } from "../protocol/transports";
 import { TRANSPORTS } from "../protocol/transports";
 import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
@@ -26,6 +26,8 @@ import { MessageBatcher } from "./batcher";
 import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
 import { type ChannelCounters, RoomObservers, type Watched } from "./observers";
+import { admitPublish, socketPublisher } from "./publish";
+import { PublishQueue } from "./publish-queue";
 import { ANSWER_MAX_CHARS, CatchUp, type ReplayReader, readReplayPage } from "./replay";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
@@ -116,6 +118,8 @@ export class Room extends DurableObject<Env> {
   #alarmAt: number | null = null;
   /** Publish rate per client socket; starting afresh after hibernation is fine. */
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
+  /** Each client socket's publishes in flight; none is, when the room hibernates. */
+  readonly #publishQueues = new WeakMap<WebSocket, PublishQueue>();
   readonly #sse: SSEStreams;
   readonly #observers: RoomObservers;
   /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
@@ -179,6 +183,12 @@ export class Room extends DurableObject<Env> {
   async publish(channel: string, input: PublishInput): Promise<PublishResult> {
     this.#bind(channel);
     return this.#publish(input);
+  }
+
+  /** Stores several messages in the order given, each with its own result (a batch's entries for this channel). */
+  async publishAll(channel: string, inputs: PublishInput[]): Promise<PublishResult[]> {
+    this.#bind(channel);
+    return inputs.map((input) => this.#publish(input));
   }
 
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
@@ -260,45 +270,48 @@ export class Room extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const { ownSocket, batch } = attachmentOf(ws);
     if (!ownSocket) return;
+    const queue = this.#publishQueueOf(ws);
+    if (queue.leaving) return;
 
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
-    if (!parsed.ok) return this.#sendFrame(ws, parsed.error);
+    if (!parsed.ok) return queue.run(() => this.#sendFrame(ws, parsed.error));
     const frame = parsed.frame;
     if (frame.type !== ClientFrameType.Publish) {
-      return this.#sendFrame(
-        ws,
-        errorFrame(frame.ref, { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` }),
-      );
+      const error = { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` } as const;
+      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
     }
     if (frame.channel !== undefined && frame.channel !== this.#channel) {
-      return this.#sendFrame(
-        ws,
-        errorFrame(frame.ref, { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." }),
-      );
-    }
-    if (!ownSocket.canPublish) {
-      const publishRefusal = ownSocket.publishRefusal ?? "forbidden";
-      const message =
-        publishRefusal === "unauthorized" ? "Publishing needs a token with a publish right for this channel." : "This token may not publish to the channel.";
-      return this.#sendFrame(ws, errorFrame(frame.ref, { code: publishRefusal, message }));
+      const error = { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." } as const;
+      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
     }
     const verdict = this.#meterOf(ws).check(Date.now());
     if (verdict === "disconnect") {
       this.#observers.forcedClose("ws", CloseCode.RateLimited, "publishing too fast");
-      return closeQuietly(ws, CloseCode.RateLimited, "publishing too fast");
+      return queue.leave(() => closeQuietly(ws, CloseCode.RateLimited, "publishing too fast"));
     }
     if (verdict === "refuse") {
-      return this.#sendFrame(
-        ws,
-        errorFrame(frame.ref, { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` }),
-      );
+      const error = { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` } as const;
+      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
     }
-    const result = this.#publish({ data: frame.data, event: frame.event ?? DEFAULT_EVENT });
-    if (result.status === "conflict") return;
-    const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
-    // The publisher gets its own message before the ack, also when the message waits for a batch.
-    if (batch) this.#batcher.afterFlush(ack);
-    else ack();
+    // The same path as every other publish; its checks start now, beside earlier frames' waits,
+    // and the queue stores and answers in the order sent.
+    const request = { channel: this.#channelName(), data: frame.data, event: frame.event, idempotencyKey: frame.idempotencyKey };
+    const admitted = admitPublish(this.env, this.#config, socketPublisher(ownSocket), request);
+    admitted.catch(() => {});
+    return queue.run(async () => {
+      try {
+        const { input } = await admitted;
+        const result = this.#publish(input);
+        if (result.status === "conflict") return;
+        const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
+        // The publisher gets its own message before the ack, also when the message waits for a batch.
+        if (batch) this.#batcher.afterFlush(ack);
+        else ack();
+      } catch (error) {
+        const { code, message } = asRelayError(error);
+        this.#sendFrame(ws, errorFrame(frame.ref, { code, message }));
+      }
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -624,6 +637,15 @@ export class Room extends DurableObject<Env> {
       );
     }
     return undefined;
+  }
+
+  #publishQueueOf(ws: WebSocket): PublishQueue {
+    let queue = this.#publishQueues.get(ws);
+    if (!queue) {
+      queue = new PublishQueue();
+      this.#publishQueues.set(ws, queue);
+    }
+    return queue;
   }
 
   #meterOf(ws: WebSocket): PublishMeter {

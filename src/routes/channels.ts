@@ -4,22 +4,14 @@ import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf } from "../auth/policy";
 import { acquireRoomLease, acquireSessionLease, releaseConnection } from "../limits/connections";
-import { checkPublishRate, publisherKey } from "../limits/publish-rate";
-import {
-  batchFramesOption,
-  cursor,
-  HISTORY_PAGE,
-  invalidChannel,
-  optionalEvent,
-  optionalIdempotencyKey,
-  POLL_TIMEOUT_SECONDS,
-  REWIND,
-} from "../protocol/validate";
+import { publisherKey } from "../limits/publish-rate";
+import { batchFramesOption, cursor, HISTORY_PAGE, invalidChannel, POLL_TIMEOUT_SECONDS, REWIND } from "../protocol/validate";
 import { type ConnectParams, connectRequest } from "../room/connect-request";
-import { messageTooLarge, publishMessage } from "../room/publish";
+import { type BodyReader, publish } from "../room/publish";
 import { roomOf } from "../room/stub";
 import { longPoll } from "../subscribers/long-poll";
 import { channelParam, countQuery, ifMatchHeader, readBody, requireUpgrade, resumeFrom } from "./params";
+import { writePublisher } from "./publisher";
 import { resource } from "./resource";
 
 /** `/v1/channels/{channel}/…`: validate, authorize, hand over to the channel's room. */
@@ -27,15 +19,19 @@ export const channels = new Hono<AppEnv>();
 
 resource(channels, "/:channel/messages", {
   POST: async (c) => {
-    const config = c.get("config");
+    const publisher = writePublisher(c);
     const channel = channelParam(c);
-    grantFor(c, channel, "publish");
-    await checkPublishRate(c.env, publisherKey(c.get("identity"), c.req.raw));
-    const event = optionalEvent(c.req.query("event"));
-    const idempotencyKey = optionalIdempotencyKey(c.req.header("Idempotency-Key"));
     const ifMatch = ifMatchHeader(c);
-    const body = await readBody(c.req.raw, config.maxMessageBytes, () => messageTooLarge(config));
-    return c.json(await publishMessage(c.env, config, { channel, body, event, idempotencyKey, ifMatch }), 201);
+    // The body is read only once the publisher is authorized and counted.
+    const data: BodyReader = (maxBytes, tooLarge) => readBody(c.req.raw, maxBytes, tooLarge);
+    const receipt = await publish(c.env, c.get("config"), publisher, {
+      channel,
+      data,
+      event: c.req.query("event"),
+      idempotencyKey: c.req.header("Idempotency-Key"),
+      ifMatch,
+    });
+    return c.json(receipt, 201);
   },
 
   GET: async (c) => {
@@ -95,7 +91,7 @@ resource(
         since,
         rewind,
         batch,
-        ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal },
+        ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal, publisherKey: publisherKey(c.get("identity"), c.req.raw) },
         presence: c.req.query("presence") === "1",
         expiresAt: grant.expiresAt,
       });

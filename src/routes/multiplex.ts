@@ -8,6 +8,7 @@ import { publisherKey } from "../limits/publish-rate";
 import { type Cursor, parseCursor } from "../protocol/cursor";
 import { RelayError } from "../protocol/errors";
 import { batchFramesOption, REWIND, requireChannel } from "../protocol/validate";
+import { clientPublisher } from "../room/publish";
 import { multiplexSSE } from "../sse/multiplex";
 import { MultiplexSession } from "../subscribers/multiplex-ws";
 import { countQuery, requireUpgrade } from "./params";
@@ -36,7 +37,7 @@ resource(
         authorize: (channel, action) => grantFor(c, channel, action),
         clientId: clientIdOf(subjectOf(identity)),
         subject: subjectOf(identity),
-        publisherKey: publisherKey(identity, c.req.raw),
+        publisher: clientPublisher(config, identity, publisherKey(identity, c.req.raw)),
         batchFrames,
         onClose: () => lease.end(),
         expiresAt: identity.kind === "token" ? identity.claims.expiresAt : undefined,

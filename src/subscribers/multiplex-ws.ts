@@ -1,13 +1,12 @@
 import { tokenDeadlineMs } from "../auth/claims";
 import type { Action, Grant } from "../auth/policy";
 import type { RelayConfig } from "../config";
-import { checkPublishRate } from "../limits/publish-rate";
+import { asRelayError } from "../errors";
 import { PublishMeter } from "../limits/token-bucket";
 import { logEvent } from "../observability/log";
 import { unpackFrame } from "../protocol/batch";
 import { CloseCode } from "../protocol/close-codes";
 import type { ErrorCode } from "../protocol/errors";
-import { RelayError } from "../protocol/errors";
 import {
   ClientFrameType,
   PING_FRAME,
@@ -19,7 +18,8 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from "../protocol/frames";
-import { publishMessage } from "../room/publish";
+import { admitPublish, type Publisher, store } from "../room/publish";
+import { PublishQueue } from "../room/publish-queue";
 import { closeQuietly } from "../room/sockets";
 import { openRoomSocket } from "../room/stub";
 
@@ -31,8 +31,8 @@ export interface MultiplexContext {
   clientId: string;
   /** The token's `sub`, when it has one. */
   subject?: string;
-  /** Whose publishes count together against the rate limit. */
-  publisherKey: string;
+  /** Who publishes on this socket: authorized per channel, counted against the rate limit. */
+  publisher: Publisher;
   /** Called once when the session ends. */
   onClose(): void;
   /** The token's `exp` (seconds since the epoch): the session ends at tokenDeadlineMs(expiresAt), publishing included. */
@@ -57,12 +57,10 @@ export class MultiplexSession {
   readonly #context: MultiplexContext;
   /** Subscribed channels and their links to the rooms. */
   readonly #rooms = new Map<string, RoomLink>();
-  /** Publishes are stored and acknowledged in the order the client sent them. */
-  #publishing: Promise<void> = Promise.resolve();
+  /** Publishes are stored and acknowledged in the order the client sent them; leaving waits for them. */
+  readonly #publishes = new PublishQueue();
   readonly #meter: PublishMeter;
   #closed = false;
-  /** Set when the client must go: no frame is read any more, queued publishes still finish. */
-  #leaving = false;
   #expiry: ReturnType<typeof setTimeout> | undefined;
   /** Armed by each ping: a client that pinged and then fell silent for PING_TIMEOUT_SECONDS is gone. */
   #silence: ReturnType<typeof setTimeout> | undefined;
@@ -81,7 +79,7 @@ export class MultiplexSession {
   }
 
   #onMessage(raw: string | ArrayBuffer): void {
-    if (this.#leaving) return;
+    if (this.#publishes.leaving) return;
     if (raw === PING_FRAME) return this.#pinged();
     const parsed = parseClientFrame(raw, { maxDataBytes: this.#context.config.maxMessageBytes, maxFrameBytes: this.#context.config.maxFrameBytes });
     if (!parsed.ok) return this.#sendFrame(parsed.error);
@@ -94,9 +92,11 @@ export class MultiplexSession {
       case ClientFrameType.Publish: {
         const verdict = this.#meter.check(Date.now());
         if (verdict === "disconnect") return this.#leave(CloseCode.RateLimited, "publishing too fast");
-        if (verdict === "refuse") return this.#error(frame.ref, "rate_limited", `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`);
-        this.#publishing = this.#publishing.then(() => this.#publish(frame));
-        return;
+        if (verdict === "refuse") {
+          const message = `Publishing faster than ${this.#context.config.wsPublishRate}/s; slow down.`;
+          return void this.#publishes.run(() => this.#error(frame.ref, "rate_limited", message));
+        }
+        return void this.#publish(frame);
       }
     }
   }
@@ -159,16 +159,23 @@ export class MultiplexSession {
     this.#sendFrame({ type: ServerFrameType.Unsubscribed, channel });
   }
 
-  async #publish({ channel, data, event, ref }: PublishFrame): Promise<void> {
-    if (channel === undefined) return this.#error(ref, "invalid_channel", 'A publish on a multi-channel socket names its "channel".');
-    try {
-      this.#context.authorize(channel, "publish");
-      await checkPublishRate(this.#context.env, this.#context.publisherKey);
-      const receipt = await publishMessage(this.#context.env, this.#context.config, { channel, body: data, event });
-      this.#sendFrame({ type: ServerFrameType.Ack, ref, id: receipt.id });
-    } catch (error) {
-      this.#sendError(ref, error);
+  #publish({ channel, data, event, idempotencyKey, ref }: PublishFrame): Promise<void> {
+    if (channel === undefined) {
+      return this.#publishes.run(() => this.#error(ref, "invalid_channel", 'A publish on a multi-channel socket names its "channel".'));
     }
+    // The one publish path: its checks start now, beside earlier frames' waits; the queue stores
+    // and answers in the order sent.
+    const { env, config, publisher } = this.#context;
+    const admitted = admitPublish(env, config, publisher, { channel, data, event, idempotencyKey });
+    admitted.catch(() => {});
+    return this.#publishes.run(async () => {
+      try {
+        const receipt = await store(env, await admitted);
+        this.#sendFrame({ type: ServerFrameType.Ack, ref, id: receipt.id });
+      } catch (error) {
+        this.#sendError(ref, error);
+      }
+    });
   }
 
   /**
@@ -187,10 +194,8 @@ export class MultiplexSession {
 
   /** Stops reading frames and disconnects once the publishes already accepted are stored and acknowledged. */
   #leave(code: number, reason: string): void {
-    if (this.#leaving) return;
-    this.#leaving = true;
-    logEvent("warn", "connection.closed", { transport: "ws", code, reason });
-    void this.#publishing.then(() => this.#disconnect(code, reason));
+    if (!this.#publishes.leaving) logEvent("warn", "connection.closed", { transport: "ws", code, reason });
+    void this.#publishes.leave(() => this.#disconnect(code, reason));
   }
 
   #close(): void {
@@ -204,11 +209,8 @@ export class MultiplexSession {
   }
 
   #sendError(ref: string | undefined, error: unknown): void {
-    if (!(error instanceof RelayError)) {
-      console.error("multiplexed socket failed", error);
-      return this.#error(ref, "internal", "The relay failed to handle this frame; try again.");
-    }
-    this.#error(ref, error.code, error.message);
+    const { code, message } = asRelayError(error);
+    this.#error(ref, code, message);
   }
 
   #error(ref: string | undefined, code: ErrorCode, message: string): void {

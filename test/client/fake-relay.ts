@@ -290,7 +290,7 @@ export class FakeSocket {
   #receive(text: string): void {
     if (this.readyState !== 1) return;
     if (text === '{"type":"ping"}') return this.send('{"type":"pong"}');
-    const frame = JSON.parse(text) as { type: string; channel: string; since?: string; data?: string; event?: string; ref?: string };
+    const frame = JSON.parse(text) as { type: string; channel: string; since?: string; data?: string; event?: string; idempotencyKey?: string; ref?: string };
     const relay = this.#relay;
     switch (frame.type) {
       case "subscribe": {
@@ -310,7 +310,7 @@ export class FakeSocket {
         this.subscribed.delete(frame.channel);
         return this.send({ type: "unsubscribed", channel: frame.channel });
       case "publish": {
-        const envelope = relay.publish(frame.channel, frame.data ?? "", frame.event ?? "message");
+        const envelope = relay.publish(frame.channel, frame.data ?? "", frame.event ?? "message", frame.idempotencyKey);
         return this.send({ type: "ack", ref: frame.ref, id: envelope.id });
       }
       default:

@@ -73,6 +73,13 @@ function wsBase(url: string): string {
   return url.replace(/^http/, "ws");
 }
 
+/** The envelopes a WebSocket frame carries: a plain one, or several in a `batch` frame (`?frames=batch`). */
+function envelopesOf(frame: Frame): Envelope[] {
+  if (frame.type === "message") return [frame as unknown as Envelope];
+  if (frame.type === "batch" && Array.isArray(frame.messages)) return frame.messages as Envelope[];
+  return [];
+}
+
 // ---------------------------------------------------------------------------------------------
 // A WebSocket that reconnects
 
@@ -428,11 +435,11 @@ export function channelWsSubscriber(name: string, options: FleetOptions, channel
     {
       open: () => undefined,
       frame: (frame) => {
-        if (frame.type === "message") {
-          const message = frame as unknown as Envelope;
+        for (const message of envelopesOf(frame)) {
           options.checker.delivered(name, channel, message.id, message.data);
           last = Math.max(last, Number(message.id));
-        } else if (frame.type === "gap") {
+        }
+        if (frame.type === "gap") {
           options.checker.gap(name, channel, String(frame.after), String(frame.oldest));
           last = Math.max(last, Number(frame.oldest) - 1);
         } else if (frame.type === "error") {
@@ -457,12 +464,12 @@ export function muxWsSubscriber(name: string, options: FleetOptions, channels: r
         for (const [channel, since] of last) send({ type: "subscribe", channel, since: String(since), ref: `s:${channel}` });
       },
       frame: (frame) => {
+        for (const message of envelopesOf(frame)) {
+          options.checker.delivered(name, message.channel, message.id, message.data);
+          last.set(message.channel, Math.max(last.get(message.channel) ?? 0, Number(message.id)));
+        }
         const channel = String(frame.channel);
-        if (frame.type === "message") {
-          const message = frame as unknown as Envelope;
-          options.checker.delivered(name, channel, message.id, message.data);
-          last.set(channel, Math.max(last.get(channel) ?? 0, Number(message.id)));
-        } else if (frame.type === "gap") {
+        if (frame.type === "gap") {
           options.checker.gap(name, channel, String(frame.after), String(frame.oldest));
           last.set(channel, Math.max(last.get(channel) ?? 0, Number(frame.oldest) - 1));
         } else if (frame.type === "error") {

@@ -27,7 +27,8 @@ const ROUTES: Route[] = [
     run: async (channel, token, source) => {
       const body = JSON.stringify({ messages: [{ channel, data: "hello" }] });
       const res = await send("/v1/publish", token, { method: "POST", body, source, headers: { "Content-Type": "application/json" } });
-      expect(res.status).toBe(200);
+      // A caller who may publish nowhere is refused as a whole, before the body is read.
+      if (res.status !== 200) return outcomeOf(res, 200);
       const [result] = ((await res.json()) as { results: Array<{ id?: string; error?: { code: ErrorCode } }> }).results;
       if (result?.id !== undefined) return "ok";
       return `${ErrorStatus[result!.error!.code]} ${result!.error!.code}`;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../src/config";
 import { renderError, unavailableError } from "../../src/errors";
-import { publishMessage } from "../../src/room/publish";
+import { publish, SERVICE_PUBLISHER } from "../../src/room/publish";
 
 /** Errors as the Durable Objects platform throws them (developers.cloudflare.com/durable-objects/best-practices/error-handling). */
 const overloaded = () => Object.assign(new Error("Durable Object is overloaded. Too many requests queued."), { overloaded: true });
@@ -20,7 +20,7 @@ describe("a room the platform cannot reach or that is overloaded", () => {
     ["overloaded", overloaded],
     ["transiently unreachable", transient],
   ])("%s: a publish is answered 503 unavailable with Retry-After, quickly and explicitly", async (_name, makeError) => {
-    const publishing = publishMessage(envWhoseRoomsThrow(makeError()), config, { channel: "news", body: "hello" });
+    const publishing = publish(envWhoseRoomsThrow(makeError()), config, SERVICE_PUBLISHER, { channel: "news", data: "hello" });
     const error = await publishing.catch((e: unknown) => e);
     // As a RelayError already, so batch results and /v1/ws error frames carry the same code.
     expect(error).toMatchObject({ name: "RelayError", code: "unavailable" });

@@ -92,15 +92,18 @@ export class WsTransport implements Transport {
     this.#subscribe(channel);
   }
 
-  /** Publishes over the socket; resolves with the id from the relay's `ack`. */
-  publish(channel: string, data: string, event: string | undefined): Promise<string> {
+  /**
+   * Publishes over the socket; resolves with the id from the relay's `ack`. `idempotencyKey` is the
+   * publish's one key for all its attempts, so a resend after a lost ack is stored once.
+   */
+  publish(channel: string, data: string, event: string | undefined, idempotencyKey: string): Promise<string> {
     if (!this.isOpen) return Promise.reject(disconnected());
     const ref = `p${++this.#nextRef}`;
     return new Promise<string>((resolve, reject) => {
       // No ack in time: the socket is as good as dead; closing it re-queues every pending publish.
       const timer = setTimeout(() => this.#fail({ kind: "lost", opened: true, reason: "publish not acknowledged" }), this.#ctx.options.publishTimeout);
       this.#publishes.set(ref, { resolve, reject, timer });
-      this.#send({ type: ClientFrameType.Publish, channel, data, ref, ...(event === undefined ? {} : { event }) });
+      this.#send({ type: ClientFrameType.Publish, channel, data, idempotencyKey, ref, ...(event === undefined ? {} : { event }) });
     });
   }
 
