@@ -2,7 +2,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
-import { clientIdOf } from "../auth/policy";
+import { clientIdOf, type Grant } from "../auth/policy";
 import { acquireRoomLease, acquireSessionLease, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { batchFramesOption, cursor, HISTORY_PAGE, invalidChannel, POLL_TIMEOUT_SECONDS, REWIND } from "../protocol/validate";
@@ -51,19 +51,8 @@ resource(
       const channel = channelParam(c);
       const grant = grantFor(c, channel, "subscribe");
       const since = resumeFrom(c);
-      const rewind = countQuery(c, "rewind", REWIND);
       // The room holds the stream and writes each message's bytes to it; the Worker passes it through.
-      return connectToRoom(c, {
-        channel,
-        delivery: "stream",
-        transport: "sse",
-        clientId: clientIdOf(grant.subject),
-        subject: grant.subject,
-        since,
-        rewind,
-        presence: c.req.query("presence") === "1",
-        expiresAt: grant.expiresAt,
-      });
+      return connectToRoom(c, { channel, delivery: "stream", transport: "sse", since, ...subscriberOf(c, grant) });
     },
   },
   { subscribes: true },
@@ -79,22 +68,10 @@ resource(
       checkWebSocketOrigin(c.req.raw, c.get("config"), c.get("identity"));
       const grant = grantFor(c, channel, "subscribe");
       const since = cursor("since", c.req.query("since"));
-      const rewind = countQuery(c, "rewind", REWIND);
       const batch = batchFramesOption(c.req.query("frames"));
+      const ownSocket = { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal, publisherKey: publisherKey(c.get("identity"), c.req.raw) };
       // The room accepts the client's socket itself (hibernation); the Worker passes the 101 through.
-      return connectToRoom(c, {
-        channel,
-        delivery: "socket",
-        transport: "ws",
-        clientId: clientIdOf(grant.subject),
-        subject: grant.subject,
-        since,
-        rewind,
-        batch,
-        ownSocket: { canPublish: grant.canPublish, publishRefusal: grant.publishRefusal, publisherKey: publisherKey(c.get("identity"), c.req.raw) },
-        presence: c.req.query("presence") === "1",
-        expiresAt: grant.expiresAt,
-      });
+      return connectToRoom(c, { channel, delivery: "socket", transport: "ws", since, batch, ownSocket, ...subscriberOf(c, grant) });
     },
   },
   { subscribes: true },
@@ -137,6 +114,17 @@ resource(channels, "/:channel", {
     return c.json(await roomOf(c.env, channel).info(channel));
   },
 });
+
+/** Who subscribes and how, the same for every single-channel subscribe route: its name, `rewind`, presence, token expiry. */
+function subscriberOf(c: Context<AppEnv>, grant: Grant) {
+  return {
+    clientId: clientIdOf(grant.subject),
+    subject: grant.subject,
+    rewind: countQuery(c, "rewind", REWIND),
+    presence: c.req.query("presence") === "1",
+    expiresAt: grant.expiresAt,
+  };
+}
 
 /**
  * Hands a long-lived subscriber (a WebSocket, or an SSE stream) to its room, holding one of the
