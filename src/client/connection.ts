@@ -187,23 +187,30 @@ export class Connection {
     this.#host.stateChanged(this);
   }
 
+  /**
+   * Asks the token function; `undefined` when it failed (reported, and a retry scheduled) or when
+   * the connection moved on meanwhile (`generation` is no longer the current one).
+   */
+  async #fetchToken(generation: number): Promise<{ token: string | undefined } | undefined> {
+    try {
+      const token = await this.#host.token();
+      return generation === this.#generation ? { token } : undefined;
+    } catch (cause) {
+      if (generation !== this.#generation) return undefined;
+      this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
+      this.#retry();
+      return undefined;
+    }
+  }
+
   /** Connects with `renewed` when the caller already fetched a token, else with a new one from the token function. */
   async #connect(renewed?: { token: string | undefined }): Promise<void> {
     const generation = ++this.#generation;
     clearTimeout(this.#timer);
     if (this.#state === "closed") this.#setState("connecting");
-    let token: string | undefined;
-    if (renewed) token = renewed.token;
-    else {
-      try {
-        token = await this.#host.token();
-      } catch (cause) {
-        if (generation !== this.#generation) return;
-        this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
-        return this.#retry();
-      }
-      if (generation !== this.#generation) return;
-    }
+    const fetched = renewed ?? (await this.#fetchToken(generation));
+    if (!fetched) return;
+    const { token } = fetched;
     this.#token = token;
     const name = this.#chain[this.#chainIndex] ?? "ws";
     const context: TransportContext = { options: this.#host.options, token, positions: () => this.positions(), events: this.#eventsFor(() => transport) };
@@ -385,16 +392,9 @@ export class Connection {
    */
   async #renewToken(expired: string | undefined): Promise<void> {
     this.#setState("reconnecting");
-    const generation = this.#generation;
-    let token: string | undefined;
-    try {
-      token = await this.#host.token();
-    } catch (cause) {
-      if (generation !== this.#generation) return;
-      this.#host.error(new RelayClientError("token_failed", `The token function failed: ${String(cause)}`, { cause }));
-      return this.#retry();
-    }
-    if (generation !== this.#generation) return;
+    const fetched = await this.#fetchToken(this.#generation);
+    if (!fetched) return;
+    const { token } = fetched;
     if (!isFresherToken(token, expired)) return this.#retry(this.#staleRenewals++);
     this.#staleRenewals = 0;
     this.#attempt = 0;
