@@ -3,6 +3,7 @@ import type { AppEnv } from "../app-env";
 import { authorizeSomePublishing } from "../auth/policy";
 import type { RelayConfig } from "../config";
 import { asRelayError } from "../errors";
+import { Metric, Metrics } from "../observability/metrics";
 import type { ErrorBody } from "../protocol/errors";
 import { RelayError } from "../protocol/errors";
 import { type AdmittedPublish, admitPublish, receiptOf } from "../room/publish";
@@ -69,10 +70,13 @@ interface BatchEntry {
 /** One channel's entries, stored in one room call in order; a room that fails fails only them. */
 async function storeAll(env: Env, channel: string, admitted: AdmittedPublish[]): Promise<BatchResult[]> {
   try {
+    const startedAt = Date.now();
     const outcomes = await roomOf(env, channel).publishAll(
       channel,
       admitted.map((a) => a.input),
     );
+    const stored = outcomes.filter((outcome) => outcome.status === "stored").length;
+    new Metrics(env.METRICS).count(Metric.Publish, channel, "", stored, Date.now() - startedAt);
     return outcomes.map((outcome) => {
       try {
         return { channel, id: receiptOf(channel, outcome).id };
