@@ -19,7 +19,18 @@ import {
   sdkSubscriber,
 } from "./fleet";
 import { CuttingProxy } from "./proxy";
-import { checkHistory, converge, describeClients, describeStorage, expectClean, expectPublishersDone, expectStoredOnce, stopAll } from "./scenario";
+import {
+  checkHistory,
+  converge,
+  countsAfterLeaving,
+  describeClients,
+  describeStorage,
+  expectClean,
+  expectNobodyLeft,
+  expectPublishersDone,
+  expectStoredOnce,
+  stopAll,
+} from "./scenario";
 
 /**
  * Every transport through its own cutting proxy, which resets all of its connections every
@@ -42,9 +53,20 @@ const clients: FaultClient[] = [];
 const proxies = new Map<TransportKind, CuttingProxy>();
 let relay: Relay;
 
+/** How soon a departed SSE subscriber must be forgotten (API.md), and how long the check waits for it. */
+const KEEPALIVE_SECONDS = 5;
+
 beforeAll(async () => {
-  // History keeps every message of the run, so it can be checked for publishes stored twice.
-  relay = await startRelay({ vars: { HISTORY_LIMIT: "100000" } });
+  relay = await startRelay({
+    vars: {
+      // History keeps every message of the run, so it can be checked for publishes stored twice.
+      HISTORY_LIMIT: "100000",
+      // Every client shares 127.0.0.1. Subscribers the relay fails to forget are checked on their
+      // own below; with the per-address cap on they would also lock every client out (429).
+      MAX_CONNECTIONS_PER_IP: "0",
+      KEEPALIVE_SECONDS: String(KEEPALIVE_SECONDS),
+    },
+  });
   for (const kind of TRANSPORTS) proxies.set(kind, await CuttingProxy.start(relay.port));
 });
 
@@ -96,6 +118,8 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
 
     const report = checker.report();
     const stored = await checkHistory(relay.url, channels, checker);
+    await stopAll(clients);
+    const left = await countsAfterLeaving(relay.url, channels, (KEEPALIVE_SECONDS + 5) * 1000);
     const cuts = Object.fromEntries(TRANSPORTS.map((kind) => [`cuts.${kind}`, proxies.get(kind)!.cuts]));
     console.log(
       [
@@ -110,6 +134,7 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
         describeClients(clients),
         "faults: disconnects storage per publisher",
         describeStorage(stored, publishers),
+        `faults: disconnects subscribers still counted after every client left: ${JSON.stringify(left)}`,
       ].join("\n"),
     );
 
@@ -117,5 +142,6 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
     expectPublishersDone(publishers);
     expectClean(report);
     expectStoredOnce(stored, ["sdk-pub", "sdk-pub:ws"]);
+    expectNobodyLeft(left);
   });
 });

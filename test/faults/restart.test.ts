@@ -18,7 +18,18 @@ import {
   sdkPublisher,
   sdkSubscriber,
 } from "./fleet";
-import { checkHistory, converge, describeClients, describeStorage, expectClean, expectPublishersDone, expectStoredOnce, stopAll } from "./scenario";
+import {
+  checkHistory,
+  converge,
+  countsAfterLeaving,
+  describeClients,
+  describeStorage,
+  expectClean,
+  expectNobodyLeft,
+  expectPublishersDone,
+  expectStoredOnce,
+  stopAll,
+} from "./scenario";
 
 /**
  * One relay, killed with SIGKILL and restarted on the same port and state three times while
@@ -88,12 +99,16 @@ describe("kill -9 and restart, three times, mid-stream", () => {
     const converged = await converge(checker, publishers, 90_000);
     const report = checker.report();
     const stored = await checkHistory(relay.url, channels, checker);
+    await stopAll(clients);
+    // KEEPALIVE_SECONDS is the default 15: a departed SSE subscriber is forgotten within it.
+    const left = await countsAfterLeaving(relay.url, channels, 20_000);
     console.log(
       [
         formatLine(report, { restarts: RESTARTS, converged: String(converged), storedTwice: stored.storedTwice.length, notStored: stored.notStored.length }),
         describeClients(clients),
         "faults: restart storage per publisher",
         describeStorage(stored, publishers),
+        `faults: restart subscribers still counted after every client left: ${JSON.stringify(left)}`,
       ].join("\n"),
     );
 
@@ -101,5 +116,6 @@ describe("kill -9 and restart, three times, mid-stream", () => {
     expectClean(report);
     expect.soft(report.acked, "acknowledged publishes").toBe(total);
     expectStoredOnce(stored, ["sdk-pub", "sdk-pub:ws"]);
+    expectNobodyLeft(left);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { type Envelope, history } from "../support/clients";
+import { channelUrl, type Envelope, history, request } from "../support/clients";
 import { sleep } from "../support/relay";
 import { type DeliveryChecker, type ScenarioReport, sample, storedTwice } from "./checker";
 import type { FaultClient, FaultPublisher } from "./fleet";
@@ -60,9 +60,14 @@ export async function checkHistory(url: string, channels: readonly string[], che
   return result;
 }
 
-/** The payloads `publisher` names (`<name>:<seq>`) among those stored twice. */
+/** Whether `payload` is one of `publisher`'s (`<name>:<seq>`; "sdk-pub:ws:3" is not sdk-pub's). */
+function isPayloadOf(payload: string, publisher: string): boolean {
+  return payload.startsWith(`${publisher}:`) && /^\d+$/.test(payload.slice(publisher.length + 1));
+}
+
+/** The payloads `publisher` names among those stored twice. */
 export function storedTwiceBy(check: HistoryCheck, publisher: string): HistoryCheck["storedTwice"] {
-  return check.storedTwice.filter(({ payload }) => payload.startsWith(`${publisher}:`));
+  return check.storedTwice.filter(({ payload }) => isPayloadOf(payload, publisher));
 }
 
 /** Soft assertions of a clean run, so one failing counter does not hide the others. */
@@ -121,6 +126,33 @@ export function describeClients(clients: readonly FaultClient[]): string {
         `  ${client.name}: connects=${client.connects()} errors=${client.errors.length}${client.errors.length ? ` (${client.errors.slice(0, 2).join("; ")})` : ""}`,
     )
     .join("\n");
+}
+
+/** A room's subscriber counts (`GET /v1/channels/{c}`): `{ ws, sse, poll }`. */
+export type SubscriberCounts = Record<"ws" | "sse" | "poll", number>;
+
+/**
+ * Once every client has left: polls each channel's info until no WebSocket or SSE subscriber is
+ * counted, or `timeoutMs` passes (API.md: a departed SSE client is forgotten within
+ * KEEPALIVE_SECONDS); resolves with the last counts seen, by channel. Long-polls are left out: one
+ * a client gave up on is still held until its own timeout (the SDK asks for 25 s).
+ */
+export async function countsAfterLeaving(url: string, channels: readonly string[], timeoutMs: number): Promise<Record<string, SubscriberCounts>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts: Record<string, SubscriberCounts> = {};
+    for (const channel of channels) counts[channel] = (await request(channelUrl(url, channel))).body.subscribers as SubscriberCounts;
+    const remaining = Object.values(counts).reduce((sum, { ws, sse }) => sum + ws + sse, 0);
+    if (remaining === 0 || Date.now() > deadline) return counts;
+    await sleep(500);
+  }
+}
+
+/** Soft assertions that no channel still counts a WebSocket or SSE subscriber. */
+export function expectNobodyLeft(counts: Record<string, SubscriberCounts>): void {
+  for (const [channel, { ws, sse }] of Object.entries(counts)) {
+    expect.soft({ ws, sse }, `subscribers still counted on ${channel} after every client left`).toEqual({ ws: 0, sse: 0 });
+  }
 }
 
 /** Stops every client, bounded; a client that hangs is left behind rather than hanging the suite. */
