@@ -39,9 +39,10 @@ for (const step of chosen) {
 }
 
 console.log("\n== summary");
+// The test runners' closing lines come last: they are what CI reads.
+for (const step of chosen.filter((s) => !s.report)) console.log(`${step.label}: ${failed.includes(step.label) ? "failed" : "ok"}`);
 for (const step of chosen.filter((s) => s.report)) {
   const { status } = spawnSync(process.execPath, ["scripts/summarize-vitest.mjs", step.report, step.label], { cwd: root, stdio: "inherit" });
   if (status !== 0 && !failed.includes(step.label)) failed.push(step.label);
 }
-for (const step of chosen.filter((s) => !s.report)) console.log(`${step.label}: ${failed.includes(step.label) ? "failed" : "ok"}`);
 process.exit(failed.length > 0 ? 1 : 0);

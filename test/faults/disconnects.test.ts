@@ -108,8 +108,13 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
     clients.push(...subscribers, ...publishers);
 
     const startedAt = Date.now();
+    /** When each proxy reached its cut target (or its time bound), ms after the start. */
+    const cutDone: Record<string, number> = {};
     await Promise.all(
-      TRANSPORTS.map((kind, i) => proxies.get(kind)!.cutEvery({ seed: SEED + i, minMs: 150, maxMs: 400, maxCuts: CUTS_PER_TRANSPORT, durationMs: CUTTING_MS })),
+      TRANSPORTS.map(async (kind, i) => {
+        await proxies.get(kind)!.cutEvery({ seed: SEED + i, minMs: 150, maxMs: 400, maxCuts: CUTS_PER_TRANSPORT, durationMs: CUTTING_MS });
+        cutDone[`cutMs.${kind}`] = Date.now() - startedAt;
+      }),
     );
     const cuttingMs = Date.now() - startedAt;
     for (const publisher of publishers) publisher.finish();

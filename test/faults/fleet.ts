@@ -28,7 +28,7 @@ export interface FleetOptions {
 /** A running client. */
 export interface FaultClient {
   readonly name: string;
-  /** Connections (streams, answered polls) it opened so far. */
+  /** How often it went to the relay: connections or streams opened, polls answered, HTTP publishes sent. */
   connects(): number;
   /** What went wrong besides the injected faults: refused frames, SDK errors. */
   readonly errors: string[];
