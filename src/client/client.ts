@@ -329,7 +329,15 @@ export class RelayClient {
       throw new Retryable(`network: ${String(cause)}`);
     }
     if (response.ok) {
-      const body = JSON.parse(await response.text()) as { id: string; channel?: string };
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (cause) {
+        // Cut after the 201 but before its body: the message may be stored, and the retry's same
+        // Idempotency-Key answers with it instead of storing it again.
+        throw new Retryable(`network: ${String(cause)}`);
+      }
+      const body = JSON.parse(text) as { id: string; channel?: string };
       return { channel: body.channel ?? item.channel, id: String(body.id) };
     }
     if (response.status === 401 && typeof this.#options.token === "function" && !item.tokenRefreshed) {

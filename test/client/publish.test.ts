@@ -83,6 +83,26 @@ describe("publish", () => {
     expect(relay.stored).toEqual([["news", "once"]]);
   });
 
+  it("retries an HTTP publish cut after its 201 but before the body, with the same Idempotency-Key, storing it once", async () => {
+    const relay = new FakeRelay();
+    const keys: string[] = [];
+    let cutBodies = 1;
+    const fetch: FetchLike = async (url, init) => {
+      const response = await relay.fetch(url, init);
+      if (init?.method !== "POST") return response;
+      keys.push(init.headers?.["Idempotency-Key"] ?? "");
+      if (cutBodies-- > 0)
+        return { ...response, ok: response.ok, status: response.status, headers: response.headers, text: () => Promise.reject(new TypeError("terminated")) };
+      return response;
+    };
+    const { client } = start({ transport: "poll", fetch }, relay);
+    await waitFor(() => client.state === "open", "open");
+    await expect(client.publish("news", "once")).resolves.toEqual({ channel: "news", id: "1" });
+    expect(keys).toHaveLength(2);
+    expect(new Set(keys).size).toBe(1);
+    expect(relay.stored).toEqual([["news", "once"]]);
+  });
+
   it("sends a WebSocket publish again when its socket drops before the ack", async () => {
     const h = start();
     await waitFor(() => h.client.state === "open", "open");

@@ -77,9 +77,9 @@ afterAll(async () => {
   if (relay) await removeState(relay.persistTo);
 });
 
-/** Publishes until told to finish (at most `count`), about three a second, at most 5 in flight. */
-function plan(to: readonly string[]): PublishPlan {
-  return { channels: to, count: 2_000, intervalMs: 300, window: 5 };
+/** Publishes until told to finish (at most `count`), one every `intervalMs` (about three a second), at most 5 in flight. */
+function plan(to: readonly string[], intervalMs = 300): PublishPlan {
+  return { channels: to, count: 2_000, intervalMs, window: 5 };
 }
 
 describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
@@ -95,9 +95,12 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
       sdkSubscriber("sdk-sub:auto", via("sdk"), channels),
       sdkSubscriber("sdk-sub:sse", via("sdk"), channels, "sse"),
       sdkSubscriber("sdk-sub:poll", via("sdk"), channels, "poll"),
+      // Pinned: `auto` may fall back from its WebSocket for good after a few cut handshakes.
+      sdkSubscriber("sdk-sub:ws", via("sdk"), channels, "ws"),
     ];
     const publishers: FaultPublisher[] = [
-      ...[a, a, b, b].map((channel, i) => httpPublisher(`http:${i}`, via("http"), plan([channel]))),
+      // Twice as many at half the rate: more requests in flight when a cut comes, for the same load.
+      ...[a, a, a, a, b, b, b, b].map((channel, i) => httpPublisher(`http:${i}`, via("http"), plan([channel], 600))),
       channelWsPublisher("channel-ws-pub:a", via("channel-ws"), plan([a])),
       channelWsPublisher("channel-ws-pub:b", via("channel-ws"), plan([b])),
       muxWsPublisher("mux-ws-pub", via("mux-ws"), plan(channels)),
@@ -135,6 +138,7 @@ describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
           cuttingMs,
           convergeMs,
           ...cuts,
+          ...cutDone,
         }),
         describeClients(clients),
         "faults: disconnects storage per publisher",
