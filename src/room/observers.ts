@@ -40,6 +40,7 @@ export class RoomObservers {
   readonly #metrics: Metrics;
   readonly #queue: Queue<WebhookEvent> | undefined;
   #ledger: OccupancyLedger | undefined;
+  #storedCounters: Omit<ChannelCounters, "published"> | undefined;
 
   constructor(options: RoomObserversOptions) {
     this.#options = options;
@@ -81,18 +82,24 @@ export class RoomObservers {
   }
 
   counters(): ChannelCounters {
-    const { store } = this.#options;
-    return {
-      published: store.lastSeq,
-      delivered: Number(store.getMeta(COUNTER_KEYS.delivered) ?? 0),
-      dropped: Number(store.getMeta(COUNTER_KEYS.dropped) ?? 0),
-    };
+    return { published: this.#options.store.lastSeq, ...this.#stored() };
   }
 
   #bump(counter: keyof typeof COUNTER_KEYS, by: number): void {
     if (by === 0) return;
+    const stored = this.#stored();
+    stored[counter] += by;
+    this.#options.store.setMeta(COUNTER_KEYS[counter], stored[counter]);
+  }
+
+  /** The durable counters, read from storage once per instance of the room (every publish adds to one). */
+  #stored(): Omit<ChannelCounters, "published"> {
     const { store } = this.#options;
-    store.setMeta(COUNTER_KEYS[counter], Number(store.getMeta(COUNTER_KEYS[counter]) ?? 0) + by);
+    this.#storedCounters ??= {
+      delivered: Number(store.getMeta(COUNTER_KEYS.delivered) ?? 0),
+      dropped: Number(store.getMeta(COUNTER_KEYS.dropped) ?? 0),
+    };
+    return this.#storedCounters;
   }
 
   /** Built from the subscribers the room holds the first time it is needed after a wake-up. */
