@@ -30,6 +30,8 @@ export default defineConfig({
                 KEEPALIVE_SECONDS: "1",
                 SSE_BUFFER_BYTES: "16384",
                 MAX_CONNECTIONS_PER_IP: "0",
+                // Channels named hot-… are served through 4 shards (test/worker/hot-channels.test.ts).
+                HOT_CHANNELS: "hot-*:4",
               },
               // A second Worker of the same account, publishing through a service binding (RPC).
               serviceBindings: { PUBLISHER: "publisher" },

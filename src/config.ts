@@ -1,3 +1,5 @@
+import { type HotChannelRule, parseHotChannels } from "./fanout/settings";
+
 /** The relay's settings, read from Worker vars (API.md "Retention" and README "Settings"). */
 export interface RelayConfig {
   maxMessageBytes: number;
@@ -31,8 +33,14 @@ export interface RelayConfig {
   publicChannels: string[];
   /** Origins allowed to read HTTP responses and open WebSockets; `["*"]` for any. */
   corsOrigins: string[];
-  /** Live subscribers one channel holds at most (WebSocket, SSE and long-poll together). */
+  /** Live subscribers one channel holds at most (WebSocket, SSE and long-poll together), over all its shards. */
   maxSubscribersPerChannel: number;
+  /** Live subscribers one object holds at most: a shard of a hot channel, or the room of any other. */
+  maxSubscribersPerShard: number;
+  /** Channels served through a fan-out tree of shards, by pattern (HOT_CHANNELS). */
+  hotChannels: HotChannelRule[];
+  /** A channel not in HOT_CHANNELS fans out by itself once its room holds this many subscribers; 0 never. */
+  fanoutAfter: number;
   /** Largest WebSocket frame a client may send, in bytes. */
   maxFrameBytes: number;
   /** Publishes per second one WebSocket may sustain, and the burst it may send at once. */
@@ -67,7 +75,10 @@ export const DEFAULTS: RelayConfig = {
   webhookSecret: "",
   publicChannels: [],
   corsOrigins: ["*"],
-  maxSubscribersPerChannel: 10000,
+  maxSubscribersPerChannel: 1_000_000,
+  maxSubscribersPerShard: 10000,
+  hotChannels: [],
+  fanoutAfter: 5000,
   maxFrameBytes: 262144,
   wsPublishRate: 50,
   wsPublishBurst: 100,
@@ -98,6 +109,9 @@ type SettingName =
   | "PUBLIC_CHANNELS"
   | "CORS_ORIGINS"
   | "MAX_SUBSCRIBERS_PER_CHANNEL"
+  | "MAX_SUBSCRIBERS_PER_SHARD"
+  | "HOT_CHANNELS"
+  | "FANOUT_AFTER"
   | "MAX_FRAME_BYTES"
   | "WS_PUBLISH_RATE"
   | "WS_PUBLISH_BURST"
@@ -131,6 +145,9 @@ export function readConfig(vars: Vars): RelayConfig {
     publicChannels: list(vars, "PUBLIC_CHANNELS", DEFAULTS.publicChannels),
     corsOrigins: list(vars, "CORS_ORIGINS", DEFAULTS.corsOrigins),
     maxSubscribersPerChannel: positiveInt(vars, "MAX_SUBSCRIBERS_PER_CHANNEL", DEFAULTS.maxSubscribersPerChannel),
+    maxSubscribersPerShard: positiveInt(vars, "MAX_SUBSCRIBERS_PER_SHARD", DEFAULTS.maxSubscribersPerShard),
+    hotChannels: parseHotChannels(text(vars, "HOT_CHANNELS")),
+    fanoutAfter: wholeNumber(vars, "FANOUT_AFTER", DEFAULTS.fanoutAfter),
     maxFrameBytes: positiveInt(vars, "MAX_FRAME_BYTES", DEFAULTS.maxFrameBytes),
     wsPublishRate: positiveInt(vars, "WS_PUBLISH_RATE", DEFAULTS.wsPublishRate),
     wsPublishBurst: positiveInt(vars, "WS_PUBLISH_BURST", DEFAULTS.wsPublishBurst),

@@ -5,6 +5,7 @@ import { publish, SERVICE_PUBLISHER } from "./room/publish";
 import { deliverWebhooks } from "./webhooks/delivery";
 import type { WebhookEvent } from "./webhooks/events";
 
+export { Shard } from "./fanout/shard";
 export { ConnectionLimiter } from "./limits/connection-limiter";
 export { Room } from "./room/room";
 

@@ -13,8 +13,6 @@ export interface HistoryFill<M extends FedMessage> {
 export interface ShardFeedOptions<M extends FedMessage> {
   /** The last id every subscriber of the shard has already been given (where the shard starts). */
   position: number;
-  /** How many recent messages the shard keeps, to resume subscribers without asking the room. */
-  windowSize: number;
   /** Hands messages, in id order and each once, to the shard's subscribers. */
   deliver(messages: M[]): void;
   /** A gap the room's retention caused, before the messages after it. */
@@ -26,21 +24,23 @@ export interface ShardFeedOptions<M extends FedMessage> {
 /**
  * The ordering core of a fan-out shard. The room pushes batches of messages; pushes can be lost
  * (a failed call), repeated (a retry) or start ahead of the shard (its own eviction, a room
- * restart). The feed delivers each id once, in order: a message it has is skipped, a hole is
+ * restart), or not come at all for a while (a room restarted between storing and pushing: its next
+ * push says how far it has stored). The feed delivers each id once, in order: a message it has is skipped, a hole is
  * filled from the room's history before anything after it goes out, and only a gap the history
  * reports is passed on — the shard never invents one. One fill runs at a time; what is pushed
  * meanwhile waits and goes out right after it.
  *
  * @example
- * const feed = new ShardFeed({ position: 0, windowSize: 1000, deliver, deliverGap, fetchHistory });
+ * const feed = new ShardFeed({ position: 0, deliver, deliverGap, fetchHistory });
  * feed.push([{ seq: 1 }, { seq: 2 }]); // delivered at once
  * feed.push([{ seq: 5 }]);             // 3 and 4 are fetched first, then 3, 4, 5 go out
+ * feed.push([], 7);                    // the room has stored up to 7: 6 and 7 are fetched
  */
 export class ShardFeed<M extends FedMessage> {
   readonly #options: ShardFeedOptions<M>;
   #position: number;
-  /** The most recent delivered messages, oldest first, at most `windowSize`. */
-  #window: M[] = [];
+  /** The highest id the room said it has stored. */
+  #stored: number;
   /** Pushed while a fill runs, or after a hole: by id. */
   readonly #waiting = new Map<number, M>();
   #filling: Promise<void> | undefined;
@@ -48,6 +48,7 @@ export class ShardFeed<M extends FedMessage> {
   constructor(options: ShardFeedOptions<M>) {
     this.#options = options;
     this.#position = options.position;
+    this.#stored = options.position;
   }
 
   /** The last id delivered. */
@@ -60,22 +61,14 @@ export class ShardFeed<M extends FedMessage> {
     while (this.#filling) await this.#filling;
   }
 
-  /** Takes a push from the room: a batch of messages in id order. */
-  push(messages: readonly M[]): void {
-    for (const message of messages) if (message.seq > this.#position) this.#waiting.set(message.seq, message);
+  /** Takes a push from the room: a batch of messages in id order, and how far the room has stored (when it says). */
+  push(messages: readonly M[], stored = 0): void {
+    for (const message of messages) {
+      if (message.seq > this.#position) this.#waiting.set(message.seq, message);
+      stored = Math.max(stored, message.seq);
+    }
+    this.#stored = Math.max(this.#stored, stored);
     this.#drain();
-  }
-
-  /**
-   * What a subscriber resuming after `since` missed, from the window: `undefined` when the window
-   * does not reach back that far (the caller then reads the room's history, once for everyone who
-   * resumes from there).
-   */
-  replayFrom(since: number): M[] | undefined {
-    if (since >= this.#position) return [];
-    const oldest = this.#window[0]?.seq;
-    if (oldest === undefined || since < oldest - 1) return undefined;
-    return this.#window.filter((message) => message.seq > since);
   }
 
   #drain(): void {
@@ -88,6 +81,7 @@ export class ShardFeed<M extends FedMessage> {
     }
     if (ready.length > 0) this.#options.deliver(ready);
     if (this.#waiting.size > 0) this.#fill(Math.min(...this.#waiting.keys()) - 1);
+    else if (this.#stored > this.#position) this.#fill(this.#stored);
   }
 
   /** Fetches the hole from the position up to `through`, delivers it, then what waited. */
@@ -103,7 +97,7 @@ export class ShardFeed<M extends FedMessage> {
       )
       .finally(() => {
         this.#filling = undefined;
-        if (this.#position === after && this.#waiting.size > 0) return; // nothing moved: wait for a push to retry
+        if (this.#position === after) return; // nothing moved: wait for the next push to try again
         this.#drain();
       });
   }
@@ -127,7 +121,5 @@ export class ShardFeed<M extends FedMessage> {
 
   #advance(message: M): void {
     this.#position = message.seq;
-    this.#window.push(message);
-    if (this.#window.length > this.#options.windowSize) this.#window.splice(0, this.#window.length - this.#options.windowSize);
   }
 }

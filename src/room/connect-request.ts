@@ -43,6 +43,13 @@ export interface ConnectParams {
   lease?: ConnectionLease;
   /** Only for a client's own channel socket. */
   ownSocket?: OwnSocket;
+  /** Set when the subscriber is placed on a shard of a hot channel: which one, of how many. */
+  shard?: ShardPlace;
+}
+
+export interface ShardPlace {
+  index: number;
+  count: number;
 }
 
 // Rooms are reachable only through the Worker's stubs, so this URL never comes from a client.
@@ -69,6 +76,10 @@ export function connectRequest(params: ConnectParams): Request {
   if (params.lease) {
     query.set("lease_key", params.lease.key);
     query.set("lease_id", params.lease.id);
+  }
+  if (params.shard) {
+    query.set("shard", String(params.shard.index));
+    query.set("shards", String(params.shard.count));
   }
   if (params.ownSocket) {
     query.set("own", "1");
@@ -111,6 +122,14 @@ export function readConnectRequest(request: Request): ConnectParams | undefined 
   if (subject !== null && subject.length <= MAX_CLIENT_ID) params.subject = subject;
   if (frames === "batch") params.batch = true;
   if (leaseKey !== null && leaseId !== null) params.lease = { key: leaseKey, id: leaseId };
+  const shard = query.get("shard");
+  const shards = query.get("shards");
+  if (shard !== null || shards !== null) {
+    const index = shard === null ? undefined : parseSeq(shard);
+    const count = shards === null ? undefined : parseSeq(shards);
+    if (index === undefined || count === undefined || index >= count) return undefined;
+    params.shard = { index, count };
+  }
   if (query.get("own") === "1") {
     const publisherKey = query.get("publisher");
     if (!publisherKey) return undefined;

@@ -80,6 +80,41 @@ export class MessageStore {
     });
   }
 
+  /**
+   * Copies messages the room stored, with their ids, into a shard's replica (ids above the last
+   * one, in order), keeping at most `limit`; the last id moves to the last one copied.
+   */
+  copy(messages: readonly StoredMessage[], limit: number): void {
+    if (messages.length === 0) return;
+    this.#storage.transactionSync(() => {
+      for (const m of messages) {
+        this.#sql.exec("INSERT OR IGNORE INTO messages (seq, event, data, encoding, ts) VALUES (?, ?, ?, ?, ?)", m.seq, m.event, m.data, m.encoding, m.ts);
+      }
+      const last = Math.max(this.#lastSeq, messages.at(-1)!.seq);
+      this.setMeta("last_seq", last);
+      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", last - limit);
+      this.#lastSeq = last;
+    });
+  }
+
+  /** Empties a replica and starts it at `lastSeq`: what it held no longer joins up with what comes next. */
+  restartAt(lastSeq: number): void {
+    this.#storage.transactionSync(() => {
+      this.#sql.exec("DELETE FROM messages");
+      this.setMeta("last_seq", lastSeq);
+      this.#lastSeq = lastSeq;
+    });
+  }
+
+  /** Drops the messages up to `seq` and moves the last id there (a replica told of a gap: what is before it no longer joins up). */
+  skipThrough(seq: number): void {
+    this.#storage.transactionSync(() => {
+      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", seq);
+      if (seq > this.#lastSeq) this.setMeta("last_seq", seq);
+      this.#lastSeq = Math.max(this.#lastSeq, seq);
+    });
+  }
+
   /** The retained message published with this idempotency key, if any. */
   findByIdempotencyKey(key: string, notBefore: number): StoredMessage | undefined {
     return this.#sql

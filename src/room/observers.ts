@@ -27,6 +27,8 @@ export interface RoomObserversOptions {
   channel: () => string;
   /** The subscribers the room holds right now (after a wake-up: its hibernated sockets). */
   subscribers: () => Iterable<Watched>;
+  /** Sends webhook events: a room does; a shard, which sees only part of the channel, does not. */
+  webhooks: boolean;
 }
 
 /**
@@ -45,7 +47,7 @@ export class RoomObservers {
   constructor(options: RoomObserversOptions) {
     this.#options = options;
     this.#metrics = new Metrics(options.env.METRICS);
-    this.#queue = webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
+    this.#queue = options.webhooks && webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
   }
 
   /** Call before the subscriber is counted anywhere else (accepted, or added to the streams). */

@@ -1,36 +1,15 @@
-import { DurableObject } from "cloudflare:workers";
-import { tokenDeadlineMs } from "../auth/claims";
-import { type RelayConfig, readConfig } from "../config";
-import { asRelayError } from "../errors";
-import { type ConnectionLease, releaseConnection } from "../limits/connections";
-import { PublishMeter } from "../limits/token-bucket";
-import { CloseCode } from "../protocol/close-codes";
+import { FanoutSender } from "../fanout/sender";
+import { configuredShards } from "../fanout/settings";
+import type { ShardCensus } from "../fanout/shard";
+import { type FanoutItem, type FanoutPush, shardOf } from "../fanout/stub";
 import type { EncodedData, Envelope } from "../protocol/envelope";
-import type { ErrorBody } from "../protocol/errors";
-import { RelayError } from "../protocol/errors";
-import {
-  ClientFrameType,
-  PING_FRAME,
-  PONG_FRAME,
-  type PresenceFrame,
-  type PresenceMember,
-  parseClientFrame,
-  type ServerFrame,
-  ServerFrameType,
-} from "../protocol/frames";
+import type { PresenceFrame, PresenceMember } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import type { Transport } from "../protocol/transports";
-import { TRANSPORTS } from "../protocol/transports";
-import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
-import { MessageBatcher } from "./batcher";
-import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
-import { MessageStore, type StoredMessage } from "./message-store";
-import { type ChannelCounters, RoomObservers, type Watched } from "./observers";
-import { admitPublish, socketPublisher } from "./publish";
-import { PublishQueue } from "./publish-queue";
-import { ANSWER_MAX_CHARS, CatchUp, type ReplayReader, readReplayPage } from "./replay";
-import { closeQuietly } from "./sockets";
-import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
+import { Broadcaster } from "./broadcaster";
+import type { StoredMessage } from "./message-store";
+import type { ChannelCounters } from "./observers";
+import { ANSWER_MAX_CHARS } from "./replay";
 
 export interface PublishInput extends EncodedData {
   event: string;
@@ -47,6 +26,14 @@ export interface HistoryPage {
   oldestId: MessageId | null;
 }
 
+/** What a shard reads from the room to fill a hole or reach back for a resume: stored messages after an id. */
+export interface StoredPage {
+  messages: StoredMessage[];
+  lastSeq: number;
+  /** The oldest id still served, null when nothing is. */
+  oldestSeq: number | null;
+}
+
 export type SubscriberCounts = Record<Transport, number>;
 
 export interface ChannelInfo {
@@ -55,6 +42,8 @@ export interface ChannelInfo {
   oldestId: MessageId | null;
   subscribers: SubscriberCounts;
   counters: ChannelCounters;
+  /** Present for a channel served through shards (HOT_CHANNELS, FANOUT_AFTER). */
+  fanout?: { shards: number };
 }
 
 export interface PresenceList {
@@ -63,624 +52,193 @@ export interface PresenceList {
   counts: SubscriberCounts;
 }
 
-/** Per-socket state that survives hibernation. */
-interface SocketAttachment {
-  clientId: string;
-  /** The token's `sub`, when it has one. */
-  subject?: string;
-  transport: Transport;
-  joinedAt: number;
-  /** Set for a client's own channel socket, whose frames the room answers. */
-  ownSocket?: OwnSocket;
-  /** The client's token's `exp`, in seconds since the epoch; closed at tokenDeadlineMs(expiresAt). */
-  expiresAt?: number;
-  lease?: ConnectionLease;
-  /** Set once its leave was announced, so a close and an error announce it once. */
-  left?: true;
-  /** Takes batch frames: its messages go out through the room's batcher. */
-  batch?: true;
-  /** Set while it is sent its replay page by page; a room evicted meanwhile closes it so it resumes. */
-  catchingUp?: true;
+/** A shard that follows the room: what it said when it last answered a push. */
+interface FollowingShard {
+  /** Names this attachment; a shard that left and came back has a new one. */
+  epoch: string;
+  subscribers: number;
 }
 
 /**
- * Hibernation tags: every socket takes messages, one at a time or in batch frames; found by its
- * transport and whether it wants presence.
+ * One channel: its sequence counter and retained history — the channel's only sequencer and
+ * store — and the subscribers it holds itself (Broadcaster). A hot channel's subscribers sit on
+ * shards (src/fanout/shard.ts) instead: each shard attaches to the room when it takes its first
+ * subscriber, and the room pushes every stored message to the shards attached, at most one call in
+ * flight per shard (FanoutSender). A shard that answers a push with no subscribers is let go.
  */
-const Tag = {
-  messages: "json",
-  batchMessages: "json:batch",
-  transport: (transport: Transport) => `t:${transport}`,
-  presence: "presence:json",
-};
-
-/** How long the same replay is sent again without reading it anew, and how large one may be kept. */
-const REPLAY_REUSE_MS = 1000;
-const REPLAY_KEEP_CHARS = 256 * 1024;
-
-/** Long-pollers come and go with each request; presence lists the connections that stay. */
-function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
-  return transport !== "poll";
-}
-
-/**
- * One channel: its sequence counter, retained history and live subscribers.
- * WebSocket subscribers are hibernatable, so a channel with only those costs nothing while idle: a
- * client's own WebSocket, or an internal socket the Worker holds for multi-channel and long-poll
- * clients. Single-channel SSE streams are held here too (SSEStreams), which keeps the room awake
- * while it has any, in exchange for writing each message's bytes to them without a second hop.
- */
-export class Room extends DurableObject<Env> {
-  readonly #config: RelayConfig;
-  readonly #store: MessageStore;
-  #channel: string | undefined;
-  /** When the alarm fires (retention, token expiry); null when none is set. */
-  #alarmAt: number | null = null;
-  /** Publish rate per client socket; starting afresh after hibernation is fine. */
-  readonly #meters = new WeakMap<WebSocket, PublishMeter>();
-  /** Each client socket's publishes in flight; none is, when the room hibernates. */
-  readonly #publishQueues = new WeakMap<WebSocket, PublishQueue>();
-  readonly #sse: SSEStreams;
-  readonly #observers: RoomObservers;
-  /** The last replay sent, kept until the next publish: a reconnect storm reads and encodes it once. */
-  #lastReplay: { format: SubscriberFormat; batch: boolean; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
-  /** Coalesces messages for the sockets that take batch frames. */
-  readonly #batcher: MessageBatcher;
-  /** Sockets still being sent a replay longer than a page; live messages wait for it. */
-  readonly #catchUp: CatchUp;
+export class Room extends Broadcaster {
+  /** The shards following this room, by index; kept in storage, so a restarted room goes on pushing. */
+  readonly #shards: Map<number, FollowingShard>;
+  readonly #sender: FanoutSender<FanoutItem>;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#config = readConfig(env);
-    this.#store = new MessageStore(ctx.storage);
-    this.#sse = new SSEStreams({
-      keepaliveSeconds: this.#config.keepaliveSeconds,
-      bufferBytes: this.#config.sseBufferBytes,
-      onEnd: (subscriber, { fellBehind }) => this.#streamEnded(subscriber, fellBehind),
-    });
-    this.#observers = new RoomObservers({
-      ctx,
-      env,
-      config: this.#config,
-      store: this.#store,
-      channel: () => this.#channelName(),
-      subscribers: () => this.#watched(),
-    });
-    this.#channel = this.#store.getMeta("channel") as string | undefined;
-    this.#batcher = new MessageBatcher({
-      maxDelayMs: this.#config.batchMaxDelayMs,
-      maxBytes: this.#config.batchMaxBytes,
-      send: (frame) => {
-        // A socket still catching up reads these messages from the store with its next replay page.
-        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) if (!this.#catchUp.has(ws)) sendOrClose(ws, frame);
-      },
-      setTimer: (fn, ms) => setTimeout(fn, ms),
-    });
-    this.#catchUp = new CatchUp({
-      page: (since, ws) => {
-        // What waits in the batcher is in this page: the others get it now, this socket from the page.
-        this.#batcher.flush();
-        return readReplayPage(this.#replayReader(), subscriberFormats.json, since, { batchMaxBytes: this.#batchMaxBytesOf(ws) });
-      },
-      lastSeq: () => this.#store.lastSeq,
-      started: (ws, first) => {
-        ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: true } satisfies SocketAttachment);
-        if (first) this.#store.setMeta("catching_up", 1);
-      },
-      done: (ws, idle) => {
-        if (ws.readyState === WebSocket.OPEN) ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: undefined } satisfies SocketAttachment);
-        if (idle) this.#store.setMeta("catching_up", 0);
-      },
-    });
-    if (this.#store.getMeta("catching_up") === 1) this.#closeInterruptedReplays();
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
-    void ctx.blockConcurrencyWhile(async () => {
-      this.#alarmAt = await ctx.storage.getAlarm();
-    });
+    super(ctx, env, { webhooks: true });
+    this.#shards = new Map(JSON.parse(String(this.store.getMeta("shards") ?? "[]")) as Array<[number, FollowingShard]>);
+    this.#sender = new FanoutSender((index, items) => this.#push(index, items));
+    // A room restarted between storing a message and pushing it: its shards learn how far it got.
+    if (this.#shards.size > 0) this.#sender.add({ stored: this.store.lastSeq }, this.#shards.keys());
   }
 
   /** Stores a message and broadcasts it; resolves once it is durable. */
   async publish(channel: string, input: PublishInput): Promise<PublishResult> {
-    this.#bind(channel);
+    this.bind(channel);
     return this.#publish(input);
   }
 
   /** Stores several messages in the order given, each with its own result (a batch's entries for this channel). */
   async publishAll(channel: string, inputs: PublishInput[]): Promise<PublishResult[]> {
-    this.#bind(channel);
+    this.bind(channel);
     return inputs.map((input) => this.#publish(input));
   }
 
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
-    this.#bind(channel);
-    const notBefore = this.#notBefore();
+    this.bind(channel);
+    const notBefore = this.notBefore();
     const messages: Envelope[] = [];
     let chars = 0;
     // Bounded by size as well as count: at least one message, then up to ANSWER_MAX_CHARS.
-    for (const stored of this.#store.after(since, limit, notBefore)) {
-      const envelope = this.#envelope(stored);
+    for (const stored of this.store.after(since, limit, notBefore)) {
+      const envelope = this.envelope(stored);
       chars += JSON.stringify(envelope).length;
       if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
       messages.push(envelope);
     }
-    return { messages, lastId: formatId(this.#store.lastSeq), oldestId: this.#oldestId(notBefore) };
+    return { messages, lastId: formatId(this.store.lastSeq), oldestId: this.oldestId(notBefore) };
   }
 
   async info(channel: string): Promise<ChannelInfo> {
-    this.#bind(channel);
-    return {
+    this.bind(channel);
+    const census = await this.#census();
+    const info: ChannelInfo = {
       channel,
-      lastId: formatId(this.#store.lastSeq),
-      oldestId: this.#oldestId(this.#notBefore()),
-      subscribers: this.#counts(),
-      counters: this.#observers.counters(),
+      lastId: formatId(this.store.lastSeq),
+      oldestId: this.oldestId(this.notBefore()),
+      subscribers: census.counts,
+      counters: { ...this.observers.counters(), delivered: census.delivered, dropped: census.dropped },
     };
+    const shards = this.#fanoutShards();
+    if (shards > 1) info.fanout = { shards };
+    return info;
   }
 
   async presence(channel: string): Promise<PresenceList> {
-    this.#bind(channel);
-    const subscribers = this.#sse.members();
-    for (const ws of this.ctx.getWebSockets()) {
-      const member = memberOf(ws);
-      if (member) subscribers.push(member);
-    }
-    return { channel, subscribers, counts: this.#counts() };
+    this.bind(channel);
+    const census = await this.#census({ members: true });
+    return { channel, subscribers: census.members, counts: census.counts };
   }
 
-  /** Which of these connection leases this room still holds; the limiter asks when their address is at its limit. */
+  /** Which of these connection leases this room, or one of its shards, still holds; the limiter asks when their address is at its limit. */
   async heldLeases(leaseIds: string[]): Promise<string[]> {
-    const held = new Set<string>();
-    for (const ws of this.ctx.getWebSockets()) {
-      const { lease, left } = attachmentOf(ws);
-      if (lease && !left) held.add(lease.id);
-    }
-    for (const lease of this.#sse.leases()) held.add(lease.id);
-    return leaseIds.filter((id) => held.has(id));
+    const held = this.localLeases(leaseIds);
+    const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census({ leases: leaseIds })));
+    for (const answer of answers) held.push(...answer.leases);
+    return held;
   }
 
   /**
-   * Takes a subscriber handed over by the Worker: a socket, or an SSE stream it answers with.
-   * Everything from reading the replay to joining the broadcast happens without an `await`, so no
-   * publish can fall between them.
+   * A shard takes its first subscriber and follows the room from now on: it is pushed every message
+   * after `lastSeq`. Synchronous in the room, so no message falls between the answer and the pushes.
    */
-  override async fetch(request: Request): Promise<Response> {
-    const params = readConnectRequest(request);
-    if (!params) return new RelayError("invalid_request", "Expected a connect request from the relay Worker.").toResponse();
-    this.#bind(params.channel);
-    const refusal = this.#refuseNewcomer(params.transport);
-    if (refusal) return refusal.toResponse();
-    if (params.delivery === "stream") return this.#openStream(params);
-
-    // What waits was read into the replay, or is before the newcomer's start: it must not get it again.
-    if (params.batch) this.#batcher.flush();
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.#accept(server, params);
-    this.#greet(
-      (text) => {
-        server.send(text);
-        return true;
-      },
-      subscriberFormats.json,
-      params,
-      server,
-    );
-    return new Response(null, { status: 101, webSocket: client });
+  async attachShard(channel: string, index: number): Promise<{ lastSeq: number; epoch: string }> {
+    this.bind(channel);
+    const epoch = crypto.randomUUID();
+    this.#shards.set(index, { epoch, subscribers: this.#shards.get(index)?.subscribers ?? 0 });
+    this.#saveShards();
+    return { lastSeq: this.store.lastSeq, epoch };
   }
 
-  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { ownSocket, batch } = attachmentOf(ws);
-    if (!ownSocket) return;
-    const queue = this.#publishQueueOf(ws);
-    if (queue.leaving) return;
-
-    const parsed = parseClientFrame(raw, { maxDataBytes: this.#config.maxMessageBytes, maxFrameBytes: this.#config.maxFrameBytes });
-    if (!parsed.ok) return queue.run(() => this.#sendFrame(ws, parsed.error));
-    const frame = parsed.frame;
-    if (frame.type !== ClientFrameType.Publish) {
-      const error = { code: "invalid_frame", message: `A channel's own socket takes publish frames; use /v1/ws to ${frame.type}.` } as const;
-      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
-    }
-    if (frame.channel !== undefined && frame.channel !== this.#channel) {
-      const error = { code: "invalid_channel", message: "This socket publishes only to its own channel; use /v1/ws for several." } as const;
-      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
-    }
-    const verdict = this.#meterOf(ws).check(Date.now());
-    if (verdict === "disconnect") {
-      this.#observers.forcedClose("ws", CloseCode.RateLimited, "publishing too fast");
-      return queue.leave(() => closeQuietly(ws, CloseCode.RateLimited, "publishing too fast"));
-    }
-    if (verdict === "refuse") {
-      const error = { code: "rate_limited", message: `Publishing faster than ${this.#config.wsPublishRate}/s; slow down.` } as const;
-      return queue.run(() => this.#sendFrame(ws, errorFrame(frame.ref, error)));
-    }
-    // The same path as every other publish; its checks start now, beside earlier frames' waits,
-    // and the queue stores and answers in the order sent.
-    const request = { channel: this.#channelName(), data: frame.data, event: frame.event, idempotencyKey: frame.idempotencyKey };
-    const admitted = admitPublish(this.env, this.#config, socketPublisher(ownSocket), request);
-    admitted.catch(() => {});
-    return queue.run(async () => {
-      try {
-        const { input } = await admitted;
-        const result = this.#publish(input);
-        if (result.status === "conflict") return;
-        const ack = () => this.#sendFrame(ws, { type: ServerFrameType.Ack, ref: frame.ref, id: result.message.id });
-        // The publisher gets its own message before the ack, also when the message waits for a batch.
-        if (batch) this.#batcher.afterFlush(ack);
-        else ack();
-      } catch (error) {
-        const { code, message } = asRelayError(error);
-        this.#sendFrame(ws, errorFrame(frame.ref, { code, message }));
-      }
-    });
+  /** Joins and leaves on one shard, for the subscribers here and on every other shard that asked for presence. */
+  async shardPresence(channel: string, from: number, frames: PresenceFrame[]): Promise<void> {
+    this.bind(channel);
+    for (const frame of frames) this.broadcastPresence(frame);
+    const others = [...this.#shards.keys()].filter((index) => index !== from);
+    for (const frame of frames) this.#sender.add({ presence: frame }, others);
   }
 
-  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.#leave(ws);
-    closeQuietly(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
-  }
-
-  override async webSocketError(ws: WebSocket): Promise<void> {
-    this.#leave(ws);
-    closeQuietly(ws, CloseCode.InternalError, "socket error");
-  }
-
-  /**
-   * Retention, token expiry and silent clients: drops what is older than the TTL, closes expired
-   * connections and sockets whose pings stopped, waits for the next.
-   */
-  override async alarm(): Promise<void> {
-    const now = Date.now();
-    this.#store.pruneOlderThan(now - this.#config.historyTtlSeconds * 1000);
-    this.#lastReplay = undefined;
-    for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt } = attachmentOf(ws);
-      if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= now) {
-        this.#leave(ws);
-        this.#observers.forcedClose(attachmentOf(ws).transport, CloseCode.TokenExpired, "token expired");
-        closeQuietly(ws, CloseCode.TokenExpired, "token expired");
-      } else if (this.#lastPing(ws) + this.#pingTimeoutMs() <= now) {
-        this.#leave(ws);
-        closeQuietly(ws, CloseCode.GoingAway, `no ping for ${this.#config.pingTimeoutSeconds} s`);
-      }
+  /** Stored messages after `since`, for a shard (a hole, or a resume from before what it holds); bounded like a history page. */
+  async storedAfter(channel: string, since: number, limit: number): Promise<StoredPage> {
+    this.bind(channel);
+    const notBefore = this.notBefore();
+    const messages: StoredMessage[] = [];
+    let chars = 0;
+    for (const stored of this.store.after(since, limit, notBefore)) {
+      chars += stored.data.length;
+      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
+      messages.push(stored);
     }
-    this.#sse.endExpired(now);
-    this.#alarmAt = null;
-    this.#scheduleNextAlarm();
+    return { messages, lastSeq: this.store.lastSeq, oldestSeq: this.store.oldestSeq(notBefore) };
+  }
+
+  protected capacity(): number {
+    return Math.min(this.config.maxSubscribersPerChannel, this.config.maxSubscribersPerShard);
+  }
+
+  protected async storeFromSocket(input: PublishInput): Promise<MessageId | undefined> {
+    const result = this.#publish(input);
+    return result.status === "conflict" ? undefined : result.message.id;
   }
 
   #publish(input: PublishInput): PublishResult {
-    const notBefore = this.#notBefore();
+    const notBefore = this.notBefore();
     if (input.idempotencyKey !== undefined) {
-      const first = this.#store.findByIdempotencyKey(input.idempotencyKey, notBefore);
-      if (first) return { status: "duplicate", message: this.#envelope(first) };
+      const first = this.store.findByIdempotencyKey(input.idempotencyKey, notBefore);
+      if (first) return { status: "duplicate", message: this.envelope(first) };
     }
-    if (input.ifMatch !== undefined && input.ifMatch !== this.#store.lastSeq) {
-      return { status: "conflict", lastId: formatId(this.#store.lastSeq) };
+    if (input.ifMatch !== undefined && input.ifMatch !== this.store.lastSeq) {
+      return { status: "conflict", lastId: formatId(this.store.lastSeq) };
     }
-    const stored = this.#store.append({ ...input, ts: Date.now() }, this.#config.historyLimit);
-    this.#lastReplay = undefined;
-    const message = this.#envelope(stored);
-    const sent = this.#broadcast(Tag.messages, (format) => format.message(message));
-    // With no socket taking batches, nobody needs it now: a newcomer reads it in its replay.
-    const batchSockets = this.ctx.getWebSockets(Tag.batchMessages).length;
-    if (batchSockets > 0) this.#batcher.add(subscriberFormats.json.message(message));
-    this.#observers.delivered(sent + batchSockets);
-    this.#scheduleAlarm(stored.ts + this.#config.historyTtlSeconds * 1000);
+    const stored = this.store.append({ ...input, ts: Date.now() }, this.config.historyLimit);
+    const message = this.deliver(stored);
+    if (this.#shards.size > 0) this.#sender.add({ message: stored }, this.#shards.keys());
     return { status: "stored", message };
   }
 
-  #accept(ws: WebSocket, params: ConnectParams): void {
-    const tags = [params.batch ? Tag.batchMessages : Tag.messages, Tag.transport(params.transport)];
-    if (params.presence) tags.push(Tag.presence);
-    const attachment: SocketAttachment = {
-      clientId: params.clientId,
-      subject: params.subject,
-      transport: params.transport,
-      joinedAt: Date.now(),
-      ownSocket: params.ownSocket,
-      expiresAt: params.expiresAt,
-      lease: params.lease,
+  /** One push to a shard; a shard that answers it has no subscribers left is let go, unless it attached again meanwhile. */
+  async #push(index: number, items: FanoutItem[]): Promise<void> {
+    const following = this.#shards.get(index);
+    if (!following) return;
+    const push: FanoutPush = { channel: this.channelName(), index, epoch: following.epoch, messages: [], presence: [], stored: 0 };
+    for (const item of items) {
+      if ("message" in item) push.messages.push(item.message);
+      else if ("presence" in item) push.presence.push(item.presence);
+      else push.stored = Math.max(push.stored, item.stored);
+    }
+    const answer = await shardOf(this.env, push.channel, index).push(push);
+    // The shard may have attached again while the push was under way: then it stays.
+    if (this.#shards.get(index)?.epoch !== answer.epoch) return;
+    if (answer.subscribers > 0) following.subscribers = answer.subscribers;
+    else {
+      this.#shards.delete(index);
+      this.#saveShards();
+    }
+  }
+
+  /** Subscribers and delivery counters over the room and every shard following it. */
+  async #census(want: { members?: boolean } = {}): Promise<ShardCensus> {
+    const counters = this.observers.counters();
+    const total: ShardCensus = {
+      counts: this.localCounts(),
+      members: want.members ? this.localMembers() : [],
+      leases: [],
+      delivered: counters.delivered,
+      dropped: counters.dropped,
     };
-    if (params.batch) attachment.batch = true;
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
-    // Whether the client pings is seen once its first ping period is over (pings do not wake the room).
-    if (params.ownSocket) this.#scheduleAlarm(attachment.joinedAt + this.#pingTimeoutMs());
-    // Announced before the newcomer is accepted, so it is not told of itself.
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
-    this.#observers.joined(attachment);
-    this.ctx.acceptWebSocket(ws, tags);
-    ws.serializeAttachment(attachment);
-  }
-
-  #leave(ws: WebSocket): void {
-    const attachment = attachmentOf(ws);
-    if (attachment.left) return;
-    this.#observers.left(attachment);
-    ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
-    this.ctx.waitUntil(releaseConnection(this.env, attachment.lease));
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, memberOfAttachment(attachment), ws);
-  }
-
-  #openStream(params: ConnectParams): Response {
-    const subscriber: SSESubscriber = {
-      member: { id: params.clientId, transport: "sse", since: Date.now() },
-      subject: params.subject,
-      presence: params.presence ?? false,
-      expiresAt: params.expiresAt,
-      lease: params.lease,
-    };
-    if (params.expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(params.expiresAt));
-    // Announced before the newcomer joins, so it is not told of itself.
-    this.#announce(ServerFrameType.Join, subscriber.member);
-    this.#observers.joined({ subject: subscriber.subject, transport: "sse" });
-    return this.#sse.open(subscriber, (send) => this.#greet(send, subscriberFormats.sse, params));
-  }
-
-  #streamEnded({ member, lease, subject }: SSESubscriber, fellBehind: boolean): void {
-    this.ctx.waitUntil(releaseConnection(this.env, lease));
-    if (fellBehind) this.#observers.dropped("sse");
-    this.#observers.left({ subject, transport: "sse" });
-    this.#announce(ServerFrameType.Leave, member);
-  }
-
-  #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
-    const frame: PresenceFrame = { type, channel: this.#channelName(), subscriber };
-    // Every subscriber sees presence in the same place among the messages.
-    this.#batcher.flush();
-    this.#broadcast(
-      Tag.presence,
-      (format) => format.presence(frame),
-      except,
-      (s) => s.presence,
-    );
-  }
-
-  /**
-   * Sends to the sockets with `tag` (JSON frames) and the SSE streams `includeStream` accepts
-   * (SSE text), encoding once per format that has someone to send to.
-   */
-  #broadcast(tag: string, encode: (format: SubscriberFormat) => string, except?: WebSocket, includeStream?: (s: SSESubscriber) => boolean): number {
-    let sent = 0;
-    const sockets = this.ctx.getWebSockets(tag);
-    if (sockets.length > 0) {
-      const text = encode(subscriberFormats.json);
-      // A socket still catching up reads this message from the store with its next replay page.
-      const waiting = tag === Tag.messages;
-      for (const ws of sockets) {
-        if (ws === except || (waiting && this.#catchUp.has(ws))) continue;
-        sendOrClose(ws, text);
-        sent += 1;
-      }
+    const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census(want)));
+    for (const answer of answers) {
+      for (const transport of Object.keys(total.counts) as Transport[]) total.counts[transport] += answer.counts[transport];
+      total.members.push(...answer.members);
+      total.delivered += answer.delivered;
+      total.dropped += answer.dropped;
     }
-    if (this.#sse.size > 0) sent += this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
-    return sent;
+    return total;
   }
 
-  /** Every subscriber the room holds, as its observers count them. */
-  *#watched(): Iterable<Watched> {
-    for (const ws of this.ctx.getWebSockets()) {
-      const { subject, transport, left } = attachmentOf(ws);
-      if (!left) yield { subject, transport };
-    }
-    for (const { subject } of this.#sse.subscribers()) yield { subject, transport: "sse" };
+  /** How many shards new subscribers are spread over. */
+  #fanoutShards(): number {
+    return configuredShards(this.config.hotChannels, this.channelName());
   }
 
-  /** Sends a newcomer its greeting, then what it missed after `since`; `socket` when it is one (its replay may then take several tasks). */
-  #greet(send: (text: string) => boolean, format: SubscriberFormat, params: ConnectParams, socket?: WebSocket): void {
-    const lastSeq = this.#store.lastSeq;
-    const since = params.since ?? this.#rewindStart(params.rewind);
-    const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, since ?? lastSeq);
-    if (greeting !== undefined) send(greeting);
-    if (since !== undefined) this.#replay(send, format, since, socket, params.batch === true);
-  }
-
-  /** Where `rewind=N` starts: N messages back, but never before the oldest retained one (a rewind reports no gap). */
-  #rewindStart(rewind: number | undefined): number | undefined {
-    if (!rewind) return undefined;
-    const lastSeq = this.#store.lastSeq;
-    const oldest = this.#store.oldestSeq(this.#notBefore()) ?? lastSeq + 1;
-    return Math.max(lastSeq - rewind, oldest - 1);
-  }
-
-  /**
-   * Sends what a subscriber missed after `since`, a page (REPLAY_PAGE_CHARS) at a time, in batch
-   * frames for a `batch` socket. A socket gets the first page now and the rest from CatchUp, a page
-   * per task; an SSE stream the room writes gets pages at once until it has all or its client
-   * falls SSE_BUFFER_BYTES behind (its stream then ends and it resumes from there).
-   */
-  #replay(send: (text: string) => boolean, format: SubscriberFormat, since: number, socket: WebSocket | undefined, batch: boolean): void {
-    const lastSeq = this.#store.lastSeq;
-    if (since >= lastSeq) return;
-    const now = Date.now();
-    const last = this.#lastReplay;
-    // Reused only briefly, so the TTL boundary (HISTORY_TTL_SECONDS) moves by less than that meanwhile.
-    if (last && last.format === format && last.batch === batch && last.since === since && last.lastSeq === lastSeq && now - last.at < REPLAY_REUSE_MS) {
-      for (const frame of last.frames) send(frame);
-      return;
-    }
-    this.#lastReplay = undefined;
-    const reader = this.#replayReader();
-    const pack = { batchMaxBytes: batch ? this.#config.batchMaxBytes : undefined };
-    let page = readReplayPage(reader, format, since, pack);
-    if (page.gap) this.#observers.gap();
-    let open = true;
-    for (const frame of page.frames) open = send(frame);
-    if (page.until >= lastSeq) {
-      // Kept only when small: on a quiet channel it stays until the next publish.
-      if (page.chars <= REPLAY_KEEP_CHARS) this.#lastReplay = { format, batch, since, lastSeq, at: now, frames: page.frames };
-      return;
-    }
-    if (socket) return this.#catchUp.start(socket, page.until);
-    while (open && page.until < lastSeq) {
-      page = readReplayPage(reader, format, page.until, pack);
-      for (const frame of page.frames) open = send(frame);
-    }
-  }
-
-  /** Replays to a socket that takes batch frames are packed as its live messages are. */
-  #batchMaxBytesOf(ws: WebSocket): number | undefined {
-    return attachmentOf(ws).batch ? this.#config.batchMaxBytes : undefined;
-  }
-
-  #replayReader(): ReplayReader {
-    return {
-      store: this.#store,
-      channel: this.#channelName(),
-      notBefore: this.#notBefore(),
-      maxMessages: this.#config.historyLimit,
-      envelope: (stored) => this.#envelope(stored),
-    };
-  }
-
-  /** The room was evicted while sockets were sent their replay page by page: they would miss the rest, so they resume instead. */
-  #closeInterruptedReplays(): void {
-    for (const ws of this.ctx.getWebSockets()) {
-      if (!attachmentOf(ws).catchingUp) continue;
-      this.#leave(ws);
-      closeQuietly(ws, CloseCode.TryAgainLater, "replay interrupted; resume");
-    }
-    this.#store.setMeta("catching_up", 0);
-  }
-
-  #counts(): SubscriberCounts {
-    const counts = { ws: 0, sse: 0, poll: 0 };
-    for (const transport of TRANSPORTS) counts[transport] = this.ctx.getWebSockets(Tag.transport(transport)).length;
-    counts.sse += this.#sse.size;
-    return counts;
-  }
-
-  #sendFrame(ws: WebSocket, frame: ServerFrame): void {
-    sendOrClose(ws, JSON.stringify(frame));
-  }
-
-  #envelope(stored: StoredMessage): Envelope {
-    const envelope: Envelope = {
-      type: "message",
-      channel: this.#channelName(),
-      id: formatId(stored.seq),
-      event: stored.event,
-      data: stored.data,
-      ts: stored.ts,
-    };
-    if (stored.encoding === "base64") envelope.encoding = "base64";
-    return envelope;
-  }
-
-  /** Remembers which channel this room is, for envelopes built after a hibernation wake-up. */
-  #bind(channel: string): void {
-    if (this.#channel === channel) return;
-    this.#channel = channel;
-    this.#store.setMeta("channel", channel);
-  }
-
-  #channelName(): string {
-    if (this.#channel === undefined) throw new Error("room used before its channel was named");
-    return this.#channel;
-  }
-
-  #notBefore(): number {
-    return Date.now() - this.#config.historyTtlSeconds * 1000;
-  }
-
-  #oldestId(notBefore: number): MessageId | null {
-    const oldest = this.#store.oldestSeq(notBefore);
-    return oldest === null ? null : formatId(oldest);
-  }
-
-  /** Sets the alarm for `at` unless it already fires sooner (an alarm time already past is not trusted to fire). */
-  #scheduleAlarm(at: number): void {
-    if (this.#alarmAt !== null && this.#alarmAt > Date.now() && this.#alarmAt <= at) return;
-    this.#alarmAt = at;
-    void this.ctx.storage.setAlarm(at);
-  }
-
-  #scheduleNextAlarm(): void {
-    const oldest = this.#store.oldestTs();
-    if (oldest !== null) this.#scheduleAlarm(oldest + this.#config.historyTtlSeconds * 1000);
-    const now = Date.now();
-    for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt, left, ownSocket, joinedAt } = attachmentOf(ws);
-      if (left) continue;
-      if (expiresAt !== undefined) this.#scheduleAlarm(tokenDeadlineMs(expiresAt));
-      // Only sockets that ping keep the room checking; one that has not pinged yet is looked at once, at the end of its first period.
-      const pingCheck = this.#lastPing(ws) + this.#pingTimeoutMs();
-      if (Number.isFinite(pingCheck)) this.#scheduleAlarm(pingCheck);
-      else if (ownSocket && joinedAt + this.#pingTimeoutMs() > now) this.#scheduleAlarm(joinedAt + this.#pingTimeoutMs());
-    }
-    for (const deadline of this.#sse.tokenDeadlines()) this.#scheduleAlarm(deadline);
-  }
-
-  /** When the socket's client last sent `{"type":"ping"}` (the runtime answers it, also while the room hibernates); Infinity if it never did. */
-  #lastPing(ws: WebSocket): number {
-    return this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? Number.POSITIVE_INFINITY;
-  }
-
-  #pingTimeoutMs(): number {
-    return this.#config.pingTimeoutSeconds * 1000;
-  }
-
-  /** The limits a new subscriber must fit in, as the error to answer when it does not. */
-  #refuseNewcomer(transport: Transport): RelayError | undefined {
-    const retry = { headers: { "Retry-After": "1" } };
-    if (this.ctx.getWebSockets().length + this.#sse.size >= this.#config.maxSubscribersPerChannel) {
-      return new RelayError(
-        "rate_limited",
-        `This channel has its ${this.#config.maxSubscribersPerChannel} subscribers (MAX_SUBSCRIBERS_PER_CHANNEL); retry later.`,
-        retry,
-      );
-    }
-    if (transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.#config.maxPollersPerChannel) {
-      return new RelayError(
-        "rate_limited",
-        `This channel already has ${this.#config.maxPollersPerChannel} waiting long-polls (MAX_POLLERS_PER_CHANNEL); retry shortly.`,
-        retry,
-      );
-    }
-    return undefined;
-  }
-
-  #publishQueueOf(ws: WebSocket): PublishQueue {
-    let queue = this.#publishQueues.get(ws);
-    if (!queue) {
-      queue = new PublishQueue();
-      this.#publishQueues.set(ws, queue);
-    }
-    return queue;
-  }
-
-  #meterOf(ws: WebSocket): PublishMeter {
-    let meter = this.#meters.get(ws);
-    if (!meter) {
-      meter = new PublishMeter(this.#config.wsPublishRate, this.#config.wsPublishBurst);
-      this.#meters.set(ws, meter);
-    }
-    return meter;
-  }
-}
-
-function attachmentOf(ws: WebSocket): SocketAttachment {
-  return ws.deserializeAttachment() as SocketAttachment;
-}
-
-function memberOf(ws: WebSocket): PresenceMember | undefined {
-  const attachment = attachmentOf(ws);
-  if (attachment.left || !isPresenceMember(attachment.transport) || ws.readyState !== WebSocket.OPEN) return undefined;
-  return memberOfAttachment(attachment);
-}
-
-function memberOfAttachment({ clientId, transport, joinedAt }: SocketAttachment): PresenceMember {
-  return { id: clientId, transport, since: joinedAt } as PresenceMember;
-}
-
-function errorFrame(ref: string | undefined, error: ErrorBody): ServerFrame {
-  return ref === undefined ? { type: ServerFrameType.Error, error } : { type: ServerFrameType.Error, ref, error };
-}
-
-/** A send that throws means that socket is gone or broken: close it, and only it. */
-function sendOrClose(ws: WebSocket, text: string): void {
-  try {
-    ws.send(text);
-  } catch {
-    closeQuietly(ws, CloseCode.InternalError, "send failed");
+  #saveShards(): void {
+    this.store.setMeta("shards", JSON.stringify([...this.#shards]));
   }
 }

@@ -1,5 +1,7 @@
+import type { RelayConfig } from "../config";
+import { connectSubscriber } from "../fanout/placement";
 import { RelayError } from "../protocol/errors";
-import { type ConnectParams, connectRequest } from "./connect-request";
+import type { ConnectParams } from "./connect-request";
 
 /** The channel's room; `idFromName` makes every Worker in the world reach the same one. */
 export function roomOf(env: Env, channel: string) {
@@ -13,13 +15,13 @@ export interface RoomSocketHandlers {
 }
 
 /**
- * Opens a subscriber socket on a channel's room: the one way SSE, multi-channel and long-poll
- * subscribers reach a room. Handlers are attached before the socket is accepted, so nothing the
+ * Opens a subscriber socket on a channel's room (or the shard it is placed on): the one way
+ * multi-channel and long-poll subscribers reach a channel. Handlers are attached before the socket is accepted, so nothing the
  * room sends first (greeting, replay) is missed. A room's refusal (a limit) is thrown as the
  * RelayError it answered with.
  */
-export async function openRoomSocket(env: Env, params: ConnectParams, handlers: RoomSocketHandlers): Promise<WebSocket> {
-  const response = await roomOf(env, params.channel).fetch(connectRequest(params));
+export async function openRoomSocket(env: Env, config: RelayConfig, params: ConnectParams, handlers: RoomSocketHandlers): Promise<WebSocket> {
+  const response = await connectSubscriber(env, config, params);
   const socket = response.webSocket;
   if (!socket) throw await RelayError.fromResponse(response);
   socket.addEventListener("message", (event) => handlers.message(event.data as string));

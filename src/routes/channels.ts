@@ -3,10 +3,11 @@ import type { AppEnv } from "../app-env";
 import { grantFor } from "../auth/grant";
 import { checkWebSocketOrigin } from "../auth/origins";
 import { clientIdOf, type Grant } from "../auth/policy";
+import { connectSubscriber } from "../fanout/placement";
 import { acquireRoomLease, acquireSessionLease, releaseConnection } from "../limits/connections";
 import { publisherKey } from "../limits/publish-rate";
 import { batchFramesOption, cursor, HISTORY_PAGE, invalidChannel, POLL_TIMEOUT_SECONDS, REWIND } from "../protocol/validate";
-import { type ConnectParams, connectRequest } from "../room/connect-request";
+import type { ConnectParams } from "../room/connect-request";
 import { type BodyReader, publish } from "../room/publish";
 import { roomOf } from "../room/stub";
 import { longPoll } from "../subscribers/long-poll";
@@ -90,7 +91,9 @@ resource(
       // A waiting poll holds one of the address's connection slots until it is answered.
       const lease = await acquireSessionLease(c.env, c.get("config"), c.req.raw, (promise) => c.executionCtx.waitUntil(promise));
       try {
-        return c.json(await longPoll(c.env, { channel, since, rewind, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }));
+        return c.json(
+          await longPoll(c.env, c.get("config"), { channel, since, rewind, timeoutMs: timeoutSeconds * 1000, clientId: clientIdOf(grant.subject) }),
+        );
       } finally {
         lease.end();
       }
@@ -135,7 +138,7 @@ async function connectToRoom(c: Context<AppEnv>, params: Omit<ConnectParams, "le
   // Refused (a limit) or unreachable: the room never took the slot, so give it back here.
   const giveBack = () => c.executionCtx.waitUntil(releaseConnection(c.env, lease));
   try {
-    const response = await roomOf(c.env, params.channel).fetch(connectRequest({ ...params, lease }));
+    const response = await connectSubscriber(c.env, c.get("config"), { ...params, lease });
     if (response.status !== 101 && !response.ok) giveBack();
     return response;
   } catch (error) {

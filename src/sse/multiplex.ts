@@ -99,6 +99,7 @@ export async function multiplexSSE(
       const since = resume.get(channel);
       const room = await openRoomSocket(
         env,
+        config,
         {
           channel,
           delivery: "socket",

@@ -1,3 +1,4 @@
+import type { RelayConfig } from "../config";
 import type { Envelope } from "../protocol/envelope";
 import type { GapFrame, ServerFrame } from "../protocol/frames";
 import type { MessageId } from "../protocol/ids";
@@ -28,7 +29,7 @@ export interface LongPollAnswer {
  * after `since`; once that replay is in (or ANSWER_MAX_CHARS of it), or the first live message
  * arrives, the answer goes out.
  */
-export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
+export function longPoll(env: Env, config: RelayConfig, { channel, since, rewind, timeoutMs, clientId }: LongPollRequest): Promise<LongPollAnswer> {
   return new Promise<LongPollAnswer>((resolve, reject) => {
     const messages: Envelope[] = [];
     let chars = 0;
@@ -89,6 +90,7 @@ export function longPoll(env: Env, { channel, since, rewind, timeoutMs, clientId
 
     openRoomSocket(
       env,
+      config,
       { channel, delivery: "socket", transport: "poll", clientId, since, rewind: since === undefined ? rewind : undefined, batch: true },
       { message: (text) => onFrame(JSON.parse(text) as ServerFrame, text.length), close: answer },
     ).then((opened) => {

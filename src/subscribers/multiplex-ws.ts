@@ -125,6 +125,7 @@ export class MultiplexSession {
       const { expiresAt } = this.#context.authorize(channel, "subscribe");
       link.socket = await openRoomSocket(
         this.#context.env,
+        this.#context.config,
         {
           channel,
           delivery: "socket",

@@ -11,6 +11,7 @@ const NUMERIC = [
   "MAX_POLLERS_PER_CHANNEL",
   "MAX_BATCH_MESSAGES",
   "MAX_SUBSCRIBERS_PER_CHANNEL",
+  "MAX_SUBSCRIBERS_PER_SHARD",
   "MAX_FRAME_BYTES",
   "WS_PUBLISH_RATE",
   "WS_PUBLISH_BURST",
@@ -39,7 +40,10 @@ describe("readConfig", () => {
       webhookSecret: "",
       publicChannels: [],
       corsOrigins: ["*"],
-      maxSubscribersPerChannel: 10000,
+      maxSubscribersPerChannel: 1_000_000,
+      maxSubscribersPerShard: 10000,
+      hotChannels: [],
+      fanoutAfter: 5000,
       maxFrameBytes: 262144,
       wsPublishRate: 50,
       wsPublishBurst: 100,
@@ -79,6 +83,9 @@ describe("readConfig", () => {
         PUBLIC_CHANNELS: " status.* , lobby ,",
         CORS_ORIGINS: "https://a.example,https://b.example",
         MAX_SUBSCRIBERS_PER_CHANNEL: "11",
+        MAX_SUBSCRIBERS_PER_SHARD: "3",
+        HOT_CHANNELS: "scores.*:32, news:8",
+        FANOUT_AFTER: "0",
         MAX_FRAME_BYTES: "2048",
         WS_PUBLISH_RATE: "2",
         WS_PUBLISH_BURST: "4",
@@ -107,6 +114,12 @@ describe("readConfig", () => {
       publicChannels: ["status.*", "lobby"],
       corsOrigins: ["https://a.example", "https://b.example"],
       maxSubscribersPerChannel: 11,
+      maxSubscribersPerShard: 3,
+      hotChannels: [
+        { pattern: "scores.*", shards: 32 },
+        { pattern: "news", shards: 8 },
+      ],
+      fanoutAfter: 0,
       maxFrameBytes: 2048,
       wsPublishRate: 2,
       wsPublishBurst: 4,
@@ -162,6 +175,11 @@ describe("readConfig", () => {
   it("lets BATCH_MAX_DELAY_MS be 0 (wait only for the room's next turn) but nothing negative or fractional", () => {
     expect(readConfig({ BATCH_MAX_DELAY_MS: "0" }).batchMaxDelayMs).toBe(0);
     for (const value of ["-1", "2.5", "soon"]) expect(() => readConfig({ BATCH_MAX_DELAY_MS: value })).toThrow("BATCH_MAX_DELAY_MS");
+  });
+
+  it("names HOT_CHANNELS when an entry is not a pattern:shards pair", () => {
+    expect(() => readConfig({ HOT_CHANNELS: "news" })).toThrow("HOT_CHANNELS");
+    expect(() => readConfig({ FANOUT_AFTER: "-1" })).toThrow("FANOUT_AFTER");
   });
 
   it("keeps only the secrets that are set", () => {

@@ -42,7 +42,6 @@ function feedOver(history: { last: number; oldest: number }, position = 0) {
   let failNext = false;
   const feed = new ShardFeed<FedMessage>({
     position,
-    windowSize: 5,
     deliver: (messages) => delivered.push(...messages.map((x) => x.seq)),
     deliverGap: (gap) => gaps.push(gap),
     fetchHistory: async (after, through): Promise<HistoryFill<FedMessage>> => {
@@ -110,14 +109,15 @@ describe("ShardFeed: each id once, in order, holes filled from history", () => {
     ]);
   });
 
-  it("resumes a subscriber from its window when it reaches back far enough", async () => {
-    const { feed } = feedOver({ last: 10, oldest: 1 });
-    feed.push(seqs(1, 8));
+  it("a push that says the room stored more than it carries (a room restarted before pushing) fills up to there", async () => {
+    const { feed, delivered, fetches } = feedOver({ last: 10, oldest: 1 }, 3);
+    feed.push([], 6);
     await feed.settled();
-    expect(feed.replayFrom(5)?.map((x) => x.seq)).toEqual([6, 7, 8]);
-    expect(feed.replayFrom(3)?.map((x) => x.seq)).toEqual([4, 5, 6, 7, 8]);
-    expect(feed.replayFrom(2)).toBeUndefined(); // the window holds 4…8: ask the room
-    expect(feed.replayFrom(8)).toEqual([]);
+    expect(delivered).toEqual([4, 5, 6]);
+    expect(fetches).toEqual([[3, 6]]);
+    feed.push([], 6);
+    await feed.settled();
+    expect(fetches).toHaveLength(1);
   });
 });
 
@@ -125,13 +125,13 @@ describe("FanoutSender: one call in flight per shard, what piles up goes togethe
   it("batches what is stored while a call runs, in order, per shard", async () => {
     const calls: Array<[number, number[]]> = [];
     const release: Array<() => void> = [];
-    const sender = new FanoutSender<number>(2, (shard, batch) => {
+    const sender = new FanoutSender<number>((shard, batch) => {
       calls.push([shard, [...batch]]);
       return new Promise<void>((resolve) => release.push(resolve));
     });
-    sender.add(1);
-    sender.add(2);
-    sender.add(3);
+    sender.add(1, [0, 1]);
+    sender.add(2, [0, 1]);
+    sender.add(3, [0, 1]);
     expect(calls).toEqual([
       [0, [1]],
       [1, [1]],
@@ -148,19 +148,36 @@ describe("FanoutSender: one call in flight per shard, what piles up goes togethe
     expect(sender.calls).toBe(4);
   });
 
+  it("sends each item only to the shards it names", async () => {
+    const calls: Array<[number, number[]]> = [];
+    const sender = new FanoutSender<number>(async (shard, batch) => {
+      calls.push([shard, [...batch]]);
+    });
+    sender.add(1, [2]);
+    sender.add(2, []);
+    sender.add(3, [2, 5]);
+    await sender.idle();
+    // Shard 5 is sent 3 at once; shard 2 gets it after its call for 1 is done.
+    expect(calls).toEqual([
+      [2, [1]],
+      [5, [3]],
+      [2, [3]],
+    ]);
+  });
+
   it("a failed call is counted and the next batch goes on (the shard fills the hole)", async () => {
     const calls: number[][] = [];
     let fail = true;
-    const sender = new FanoutSender<number>(1, async (_shard, batch) => {
+    const sender = new FanoutSender<number>(async (_shard, batch) => {
       calls.push([...batch]);
       if (fail) {
         fail = false;
         throw new Error("shard restarting");
       }
     });
-    sender.add(1);
+    sender.add(1, [0]);
     await sender.idle();
-    sender.add(2);
+    sender.add(2, [0]);
     await sender.idle();
     expect(calls).toEqual([[1], [2]]);
     expect(sender.failures).toBe(1);

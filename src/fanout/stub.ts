@@ -1,0 +1,29 @@
+import type { PresenceFrame } from "../protocol/frames";
+import type { StoredMessage } from "../room/message-store";
+
+/** Shard `index` of a hot channel; channel names hold no `/`, so no room is ever named like a shard. */
+export function shardOf(env: Env, channel: string, index: number) {
+  return env.SHARDS.get(env.SHARDS.idFromName(`${channel}/shard/${index}`));
+}
+
+/** What the room queues for a shard: a stored message, a join or leave on another shard, or how far it has stored. */
+export type FanoutItem = { message: StoredMessage } | { presence: PresenceFrame } | { stored: number };
+
+/** One push from the room to a shard: what was queued for it since the last one. */
+export interface FanoutPush {
+  channel: string;
+  index: number;
+  /** The attachment the room pushes for (Room.attachShard). */
+  epoch: string;
+  /** In id order. */
+  messages: StoredMessage[];
+  presence: PresenceFrame[];
+  /** The room has stored up to this id (after a restart: the shard fills what it missed). */
+  stored: number;
+}
+
+/** A shard's answer: how many subscribers it holds; none, and the room lets it go. */
+export interface PushAnswer {
+  subscribers: number;
+  epoch: string | undefined;
+}
