@@ -43,7 +43,16 @@ export interface ChannelInfo {
   subscribers: SubscriberCounts;
   counters: ChannelCounters;
   /** Present for a channel served through shards (HOT_CHANNELS, FANOUT_AFTER). */
-  fanout?: { shards: number };
+  fanout?: FanoutInfo;
+}
+
+export interface FanoutInfo {
+  /** How many shards new subscribers are spread over. */
+  shards: number;
+  /** Shards that hold subscribers and are pushed every message. */
+  following: number;
+  /** Calls the room made to push to shards since it last started: its work per publish, whatever the subscribers. */
+  pushes: number;
 }
 
 export interface PresenceList {
@@ -117,7 +126,7 @@ export class Room extends Broadcaster {
       counters: { ...this.observers.counters(), delivered: census.delivered, dropped: census.dropped },
     };
     const shards = this.#fanoutShards();
-    if (shards > 1) info.fanout = { shards };
+    if (shards > 1 || this.#shards.size > 0) info.fanout = { shards, following: this.#shards.size, pushes: this.#sender.calls };
     return info;
   }
 
