@@ -72,6 +72,8 @@ export default defineConfig({
                 PUBLIC_CHANNELS: "public.*,lobby",
                 CORS_ORIGINS: "https://app.example",
                 MAX_SUBSCRIBERS_PER_CHANNEL: "5",
+                // Channels named capshard-… fan out over 2 shards, which share the 5.
+                HOT_CHANNELS: "capshard-*:2",
                 WS_PUBLISH_RATE: "5",
                 WS_PUBLISH_BURST: "5",
                 ALLOW_ANONYMOUS: "false",

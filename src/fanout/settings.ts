@@ -50,3 +50,14 @@ export function shardFor(placementKey: string, shards: number): number {
   }
   return hash % shards;
 }
+
+/**
+ * How many shards a channel that fans out by itself (FANOUT_AFTER) spreads over for `subscribers`:
+ * room-sized shares of `fanoutAfter`, with room to grow, in powers of two so the count changes seldom.
+ *
+ * @example autoShards(5000, 5000) // 2; autoShards(100_000, 5000) // 32
+ */
+export function autoShards(subscribers: number, fanoutAfter: number): number {
+  const wanted = Math.ceil(subscribers / fanoutAfter) + 1;
+  return Math.min(MAX_SHARDS, Math.max(2, 2 ** Math.ceil(Math.log2(wanted))));
+}

@@ -93,10 +93,15 @@ export class Shard extends Broadcaster {
     };
   }
 
-  /** Its share of the channel's subscribers: MAX_SUBSCRIBERS_PER_CHANNEL over the shards, at most MAX_SUBSCRIBERS_PER_SHARD. */
+  /**
+   * Its share of MAX_SUBSCRIBERS_PER_CHANNEL (the shares add up to it exactly), at most
+   * MAX_SUBSCRIBERS_PER_SHARD. A newcomer refused by a full shard retries and lands elsewhere.
+   */
   protected capacity(): number {
-    const shards = this.#place?.count ?? 1;
-    return Math.min(this.config.maxSubscribersPerShard, Math.ceil(this.config.maxSubscribersPerChannel / shards));
+    const { index, count } = this.#place ?? { index: 0, count: 1 };
+    const cap = this.config.maxSubscribersPerChannel;
+    const share = Math.floor(cap / count) + (index < cap % count ? 1 : 0);
+    return Math.min(this.config.maxSubscribersPerShard, share);
   }
 
   protected override prepare(params: ConnectParams): Promise<void> {

@@ -27,3 +27,13 @@ export interface PushAnswer {
   subscribers: number;
   epoch: string | undefined;
 }
+
+/**
+ * A room whose channel fanned out by itself (FANOUT_AFTER) answers a newcomer with this header,
+ * naming how many shards to spread over, instead of taking it; the Worker places it on a shard.
+ */
+export const FANOUT_HEADER = "Relay-Fanout";
+
+export function fanoutRedirect(shards: number): Response {
+  return new Response(null, { status: 307, headers: { [FANOUT_HEADER]: String(shards) } });
+}

@@ -198,6 +198,11 @@ export abstract class Broadcaster extends DurableObject<Env> {
     return undefined;
   }
 
+  /** The answer for a newcomer that belongs elsewhere (a room whose channel fanned out by itself sends it to a shard). */
+  protected elsewhere(_params: ConnectParams): Response | undefined {
+    return undefined;
+  }
+
   /**
    * Stores a publish from a client's own socket; resolves with the id to acknowledge once the
    * message has gone out here (the publisher gets it before its ack), or undefined for none.
@@ -216,6 +221,8 @@ export abstract class Broadcaster extends DurableObject<Env> {
     const params = readConnectRequest(request);
     if (!params) return new RelayError("invalid_request", "Expected a connect request from the relay Worker.").toResponse();
     this.bind(params.channel);
+    const elsewhere = this.elsewhere(params);
+    if (elsewhere) return elsewhere;
     const preparing = this.prepare(params);
     if (preparing) {
       try {

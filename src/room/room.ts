@@ -1,12 +1,14 @@
 import { FanoutSender } from "../fanout/sender";
-import { configuredShards } from "../fanout/settings";
+import { autoShards, configuredShards } from "../fanout/settings";
 import type { ShardCensus } from "../fanout/shard";
-import { type FanoutItem, type FanoutPush, shardOf } from "../fanout/stub";
+import { type FanoutItem, type FanoutPush, fanoutRedirect, shardOf } from "../fanout/stub";
+import { logEvent } from "../observability/log";
 import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { PresenceFrame, PresenceMember } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import type { Transport } from "../protocol/transports";
 import { Broadcaster } from "./broadcaster";
+import type { ConnectParams } from "./connect-request";
 import type { StoredMessage } from "./message-store";
 import type { ChannelCounters } from "./observers";
 import { ANSWER_MAX_CHARS } from "./replay";
@@ -74,14 +76,20 @@ interface FollowingShard {
  * shards (src/fanout/shard.ts) instead: each shard attaches to the room when it takes its first
  * subscriber, and the room pushes every stored message to the shards attached, at most one call in
  * flight per shard (FanoutSender). A shard that answers a push with no subscribers is let go.
+ * A channel not in HOT_CHANNELS fans out by itself once the room holds FANOUT_AFTER subscribers:
+ * the room then sends newcomers to shards (growing their number with the tree) until the tree
+ * shrinks below half of that, when newcomers stay in the room again.
  */
 export class Room extends Broadcaster {
   /** The shards following this room, by index; kept in storage, so a restarted room goes on pushing. */
   readonly #shards: Map<number, FollowingShard>;
   readonly #sender: FanoutSender<FanoutItem>;
+  /** Shards a channel that fanned out by itself spreads newcomers over; 0 while it has not. */
+  #autoShards: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, { webhooks: true });
+    this.#autoShards = Number(this.store.getMeta("auto_shards") ?? 0);
     this.#shards = new Map(JSON.parse(String(this.store.getMeta("shards") ?? "[]")) as Array<[number, FollowingShard]>);
     this.#sender = new FanoutSender((index, items) => this.#push(index, items));
     // A room restarted between storing a message and pushing it: its shards learn how far it got.
@@ -178,6 +186,11 @@ export class Room extends Broadcaster {
     return { messages, lastSeq: this.store.lastSeq, oldestSeq: this.store.oldestSeq(notBefore) };
   }
 
+  protected override elsewhere(_params: ConnectParams): Response | undefined {
+    this.#resize();
+    return this.#autoShards > 1 ? fanoutRedirect(this.#autoShards) : undefined;
+  }
+
   protected capacity(): number {
     return Math.min(this.config.maxSubscribersPerChannel, this.config.maxSubscribersPerShard);
   }
@@ -220,6 +233,22 @@ export class Room extends Broadcaster {
       this.#shards.delete(index);
       this.#saveShards();
     }
+    this.#resize();
+  }
+
+  /** Turns fanning out by itself on, grows it, or turns it off, from the tree's subscribers as last heard. */
+  #resize(): void {
+    const { fanoutAfter } = this.config;
+    if (fanoutAfter === 0 || configuredShards(this.config.hotChannels, this.channelName()) > 1) return;
+    let tree = this.subscriberCount;
+    for (const { subscribers } of this.#shards.values()) tree += subscribers;
+    let shards = this.#autoShards;
+    if (tree >= fanoutAfter) shards = Math.max(shards, autoShards(tree, fanoutAfter));
+    else if (tree < fanoutAfter / 2) shards = 0;
+    if (shards === this.#autoShards) return;
+    logEvent("info", "channel.fanout", { channel: this.channelName(), shards, subscribers: tree });
+    this.#autoShards = shards;
+    this.store.setMeta("auto_shards", shards);
   }
 
   /** Subscribers and delivery counters over the room and every shard following it. */
@@ -244,7 +273,7 @@ export class Room extends Broadcaster {
 
   /** How many shards new subscribers are spread over. */
   #fanoutShards(): number {
-    return configuredShards(this.config.hotChannels, this.channelName());
+    return Math.max(configuredShards(this.config.hotChannels, this.channelName()), this.#autoShards);
   }
 
   #saveShards(): void {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type FedMessage, type HistoryFill, ShardFeed } from "../../src/fanout/feed";
 import { FanoutSender } from "../../src/fanout/sender";
-import { configuredShards, MAX_SHARDS, parseHotChannels, shardFor } from "../../src/fanout/settings";
+import { autoShards, configuredShards, MAX_SHARDS, parseHotChannels, shardFor } from "../../src/fanout/settings";
 
 const m = (seq: number): FedMessage => ({ seq });
 const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => m(from + i));
@@ -31,6 +31,16 @@ describe("HOT_CHANNELS", () => {
     for (const count of counts) expect(count).toBeGreaterThan(800);
     expect(shardFor("alice", 8)).toBe(shardFor("alice", 8));
     expect(shardFor("alice", 1)).toBe(0);
+  });
+});
+
+describe("FANOUT_AFTER: how many shards a channel that fans out by itself spreads over", () => {
+  it("room-sized shares with room to grow, in powers of two, within MAX_SHARDS", () => {
+    expect(autoShards(5000, 5000)).toBe(2);
+    expect(autoShards(10_000, 5000)).toBe(4);
+    expect(autoShards(100_000, 5000)).toBe(32);
+    expect(autoShards(1_000_000, 5000)).toBe(MAX_SHARDS);
+    expect(autoShards(3, 4)).toBe(2);
   });
 });
 

@@ -35,6 +35,29 @@ async function startOfWindow(): Promise<void> {
 }
 
 describe("per-channel subscriber cap (MAX_SUBSCRIBERS_PER_CHANNEL=5)", () => {
+  it("holds for a hot channel's whole tree: its shards share the 5", async () => {
+    const channel = randomChannel("capshard");
+    const token = await mint({ publish: [channel], subscribe: [channel] });
+    const open: WebSocket[] = [];
+    // Each connect lands on one of the 2 shards by chance; a full one refuses, as the whole channel would.
+    for (let i = 0; i < 30 && open.length < 5; i++) {
+      const res = await send(`/v1/channels/${channel}/ws`, token, { headers: { Upgrade: "websocket" } });
+      if (res.status === 101) {
+        res.webSocket!.accept();
+        open.push(res.webSocket!);
+      } else await expectError(res, 429, "rate_limited");
+    }
+    expect(open).toHaveLength(5);
+    const info = (await (await send(`/v1/channels/${channel}`, token)).json()) as { subscribers: Record<string, number>; fanout: { shards: number } };
+    expect(info).toMatchObject({ subscribers: { ws: 5, sse: 0, poll: 0 }, fanout: { shards: 2 } });
+    for (let i = 0; i < 6; i++) {
+      const res = await send(`/v1/channels/${channel}/events`, token);
+      expect(res.status).toBe(429);
+      await expectError(res, 429, "rate_limited");
+    }
+    for (const socket of open) socket.close();
+  });
+
   it("the 6th subscriber, by any transport, gets 429 rate_limited with Retry-After; a departure makes room", async () => {
     const channel = randomChannel("cap");
     const token = await mint({ publish: [channel], subscribe: [channel] });
