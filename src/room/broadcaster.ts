@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { tokenDeadlineMs } from "../auth/claims";
 import { type RelayConfig, readConfig } from "../config";
 import { asRelayError } from "../errors";
-import { type ConnectionLease, releaseConnection } from "../limits/connections";
+import { releaseConnection } from "../limits/connections";
 import { PublishMeter } from "../limits/token-bucket";
 import { CloseCode } from "../protocol/close-codes";
 import type { Envelope } from "../protocol/envelope";
@@ -20,68 +20,34 @@ import {
   ServerFrameType,
 } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
-import type { Transport } from "../protocol/transports";
-import { TRANSPORTS } from "../protocol/transports";
-import { SSEStreams, type SSESubscriber } from "../sse/room-streams";
+import { TRANSPORTS, type Transport } from "../protocol/transports";
+import { SSEStreams } from "../sse/room-streams";
 import { MessageBatcher } from "./batcher";
-import { type ConnectParams, type OwnSocket, readConnectRequest } from "./connect-request";
+import { type ConnectParams, readConnectRequest } from "./connect-request";
 import { MessageStore, type StoredMessage } from "./message-store";
-import { RoomObservers, type Watched } from "./observers";
+import { RoomObservers } from "./observers";
 import { admitPublish, socketPublisher } from "./publish";
 import { PublishQueue } from "./publish-queue";
 import { CatchUp, type ReplayReader, readReplayPage } from "./replay";
 import type { PublishInput, SubscriberCounts } from "./room";
+import { attachmentOf, SocketSubscribers, sendOrClose } from "./socket-subscribers";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
-
-/** Per-socket state that survives hibernation. */
-interface SocketAttachment {
-  clientId: string;
-  /** The token's `sub`, when it has one. */
-  subject?: string;
-  transport: Transport;
-  joinedAt: number;
-  /** Set for a client's own channel socket, whose frames the room answers. */
-  ownSocket?: OwnSocket;
-  /** The client's token's `exp`, in seconds since the epoch; closed at tokenDeadlineMs(expiresAt). */
-  expiresAt?: number;
-  lease?: ConnectionLease;
-  /** Set once its leave was announced, so a close and an error announce it once. */
-  left?: true;
-  /** Takes batch frames: its messages go out through the room's batcher. */
-  batch?: true;
-  /** Set while it is sent its replay page by page; a room evicted meanwhile closes it so it resumes. */
-  catchingUp?: true;
-}
-
-/**
- * Hibernation tags: every socket takes messages, one at a time or in batch frames; found by its
- * transport and whether it wants presence.
- */
-const Tag = {
-  messages: "json",
-  batchMessages: "json:batch",
-  transport: (transport: Transport) => `t:${transport}`,
-  presence: "presence:json",
-};
+import type { Audience, Subscriber, SubscriberSet } from "./subscribers";
 
 /** How long the same replay is sent again without reading it anew, and how large one may be kept. */
 const REPLAY_REUSE_MS = 1000;
 const REPLAY_KEEP_CHARS = 256 * 1024;
 
-/** Long-pollers come and go with each request; presence lists the connections that stay. */
-function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
-  return transport !== "poll";
-}
-
 /**
  * A Durable Object that holds subscribers of one channel and sends them its messages: the channel's
  * room (which also numbers and stores them, src/room/room.ts) and each shard of a hot channel (which
- * follows the room, src/fanout/shard.ts). Both hold subscribers exactly the same way, here:
- * hibernatable WebSockets (a client's own channel socket, or an internal socket the Worker holds
- * for multi-channel and long-poll clients) and single-channel SSE streams (SSEStreams), which keep
- * the object awake while it has any, in exchange for writing each message's bytes to them without
- * a second hop. Messages come from `store`: the channel's log in a room, its replica in a shard.
+ * follows the room, src/fanout/shard.ts). Both hold subscribers exactly the same way, here, in two
+ * sets behind one interface (SubscriberSet): hibernatable WebSockets (SocketSubscribers: a client's
+ * own channel socket, or an internal socket the Worker holds for multi-channel and long-poll
+ * clients) and single-channel SSE streams (SSEStreams), which keep the object awake while it has
+ * any, in exchange for writing each message's bytes to them without a second hop. Messages come
+ * from `store`: the channel's log in a room, its replica in a shard.
  */
 export abstract class Broadcaster extends DurableObject<Env> {
   protected readonly config: RelayConfig;
@@ -94,7 +60,10 @@ export abstract class Broadcaster extends DurableObject<Env> {
   readonly #meters = new WeakMap<WebSocket, PublishMeter>();
   /** Each client socket's publishes in flight; none is, when the object hibernates. */
   readonly #publishQueues = new WeakMap<WebSocket, PublishQueue>();
+  readonly #sockets: SocketSubscribers;
   readonly #sse: SSEStreams;
+  /** Every subscriber, by kind: what is asked of all of them is asked of each set. */
+  readonly #sets: SubscriberSet[];
   /** The last replay sent, kept until the next message: a reconnect storm reads and encodes it once. */
   #lastReplay: { format: SubscriberFormat; batch: boolean; since: number; lastSeq: number; at: number; frames: string[] } | undefined;
   /** Coalesces messages for the sockets that take batch frames. */
@@ -106,11 +75,23 @@ export abstract class Broadcaster extends DurableObject<Env> {
     super(ctx, env);
     this.config = readConfig(env);
     this.store = new MessageStore(ctx.storage);
+    this.#sockets = new SocketSubscribers(ctx, {
+      waiting: (ws) => this.#catchUp.has(ws),
+      expire: (ws) => {
+        this.#leave(ws);
+        this.observers.forcedClose(attachmentOf(ws).transport, CloseCode.TokenExpired, "token expired");
+        closeQuietly(ws, CloseCode.TokenExpired, "token expired");
+      },
+    });
     this.#sse = new SSEStreams({
       keepaliveSeconds: this.config.keepaliveSeconds,
       bufferBytes: this.config.sseBufferBytes,
-      onEnd: (subscriber, { fellBehind }) => this.#streamEnded(subscriber, fellBehind),
+      onEnd: (subscriber, { fellBehind }) => {
+        if (fellBehind) this.observers.dropped("sse");
+        this.#left(subscriber);
+      },
     });
+    this.#sets = [this.#sockets, this.#sse];
     this.observers = new RoomObservers({
       ctx,
       env,
@@ -118,7 +99,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
       store: this.store,
       webhooks,
       channel: () => this.channelName(),
-      subscribers: () => this.#watched(),
+      subscribers: () => this.#everyone(),
     });
     this.#channel = this.store.getMeta("channel") as string | undefined;
     this.#batcher = new MessageBatcher({
@@ -126,7 +107,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
       maxBytes: this.config.batchMaxBytes,
       send: (frame) => {
         // A socket still catching up reads these messages from the store with its next replay page.
-        for (const ws of this.ctx.getWebSockets(Tag.batchMessages)) if (!this.#catchUp.has(ws)) sendOrClose(ws, frame);
+        for (const ws of this.#sockets.withBatches()) if (!this.#catchUp.has(ws)) sendOrClose(ws, frame);
       },
       setTimer: (fn, ms) => setTimeout(fn, ms),
     });
@@ -138,11 +119,11 @@ export abstract class Broadcaster extends DurableObject<Env> {
       },
       lastSeq: () => this.store.lastSeq,
       started: (ws, first) => {
-        ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: true } satisfies SocketAttachment);
+        this.#sockets.setCatchingUp(ws, true);
         if (first) this.store.setMeta("catching_up", 1);
       },
       done: (ws, idle) => {
-        if (ws.readyState === WebSocket.OPEN) ws.serializeAttachment({ ...attachmentOf(ws), catchingUp: undefined } satisfies SocketAttachment);
+        this.#sockets.setCatchingUp(ws, false);
         if (idle) this.store.setMeta("catching_up", 0);
       },
     });
@@ -153,37 +134,27 @@ export abstract class Broadcaster extends DurableObject<Env> {
     });
   }
 
-  /** What the Worker asks of the subscribers here: they are counted, listed and found by lease here. */
+  /** The subscribers here, counted by transport. */
   protected localCounts(): SubscriberCounts {
     const counts = { ws: 0, sse: 0, poll: 0 };
-    for (const transport of TRANSPORTS) counts[transport] = this.ctx.getWebSockets(Tag.transport(transport)).length;
-    counts.sse += this.#sse.size;
+    for (const transport of TRANSPORTS) for (const set of this.#sets) counts[transport] += set.count(transport);
     return counts;
   }
 
+  /** The subscribers here that presence lists. */
   protected localMembers(): PresenceMember[] {
-    const members = this.#sse.members();
-    for (const ws of this.ctx.getWebSockets()) {
-      const member = memberOf(ws);
-      if (member) members.push(member);
-    }
-    return members;
+    return this.#everyone().flatMap(({ member }) => (member ? [member] : []));
   }
 
   /** Which of these connection leases a subscriber here still holds. */
   protected localLeases(leaseIds: string[]): string[] {
-    const held = new Set<string>();
-    for (const ws of this.ctx.getWebSockets()) {
-      const { lease, left } = attachmentOf(ws);
-      if (lease && !left) held.add(lease.id);
-    }
-    for (const lease of this.#sse.leases()) held.add(lease.id);
+    const held = new Set(this.#everyone().flatMap(({ lease }) => (lease ? [lease.id] : [])));
     return leaseIds.filter((id) => held.has(id));
   }
 
   /** Subscribers held here, of every kind. */
   protected get subscriberCount(): number {
-    return this.ctx.getWebSockets().length + this.#sse.size;
+    return this.#sets.reduce((sum, set) => sum + set.size, 0);
   }
 
   /** The most subscribers this object holds. */
@@ -316,18 +287,12 @@ export abstract class Broadcaster extends DurableObject<Env> {
     const now = Date.now();
     this.store.pruneOlderThan(now - this.config.historyTtlSeconds * 1000);
     this.#lastReplay = undefined;
-    for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt } = attachmentOf(ws);
-      if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= now) {
-        this.#leave(ws);
-        this.observers.forcedClose(attachmentOf(ws).transport, CloseCode.TokenExpired, "token expired");
-        closeQuietly(ws, CloseCode.TokenExpired, "token expired");
-      } else if (this.#lastPing(ws) + this.#pingTimeoutMs() <= now) {
-        this.#leave(ws);
-        closeQuietly(ws, CloseCode.GoingAway, `no ping for ${this.config.pingTimeoutSeconds} s`);
-      }
+    for (const set of this.#sets) set.endExpired(now);
+    for (const ws of this.#sockets.all()) {
+      if (attachmentOf(ws).left || this.#lastPing(ws) + this.#pingTimeoutMs() > now) continue;
+      this.#leave(ws);
+      closeQuietly(ws, CloseCode.GoingAway, `no ping for ${this.config.pingTimeoutSeconds} s`);
     }
-    this.#sse.endExpired(now);
     this.#alarmAt = null;
     this.#scheduleNextAlarm();
   }
@@ -336,9 +301,9 @@ export abstract class Broadcaster extends DurableObject<Env> {
   protected deliver(stored: StoredMessage): Envelope {
     this.#lastReplay = undefined;
     const message = this.envelope(stored);
-    const sent = this.#broadcast(Tag.messages, (format) => format.message(message));
+    const sent = this.#broadcast("messages", (format) => format.message(message));
     // With no socket taking batches, nobody needs it now: a newcomer reads it in its replay.
-    const batchSockets = this.ctx.getWebSockets(Tag.batchMessages).length;
+    const batchSockets = this.#sockets.withBatches().length;
     if (batchSockets > 0) this.#batcher.add(subscriberFormats.json.message(message));
     this.observers.delivered(sent + batchSockets);
     this.scheduleAlarm(stored.ts + this.config.historyTtlSeconds * 1000);
@@ -350,64 +315,49 @@ export abstract class Broadcaster extends DurableObject<Env> {
     this.#lastReplay = undefined;
     const frame: GapFrame = { type: ServerFrameType.Gap, channel: this.channelName(), after: formatId(after), oldest: formatId(oldest) };
     this.#batcher.flush();
-    const text = subscriberFormats.json.gap(frame);
-    for (const ws of this.ctx.getWebSockets()) if (!this.#catchUp.has(ws)) sendOrClose(ws, text);
-    if (this.#sse.size > 0) this.#sse.broadcast(subscriberFormats.sse.gap(frame));
+    this.#sockets.broadcastToAll(this.#sockets.format.gap(frame));
+    if (this.#sse.size > 0) this.#sse.broadcast(this.#sse.format.gap(frame), "messages");
     this.observers.gap();
   }
 
   #accept(ws: WebSocket, params: ConnectParams): void {
-    const tags = [params.batch ? Tag.batchMessages : Tag.messages, Tag.transport(params.transport)];
-    if (params.presence) tags.push(Tag.presence);
-    const attachment: SocketAttachment = {
-      clientId: params.clientId,
-      subject: params.subject,
-      transport: params.transport,
-      joinedAt: Date.now(),
-      ownSocket: params.ownSocket,
-      expiresAt: params.expiresAt,
-      lease: params.lease,
-    };
-    if (params.batch) attachment.batch = true;
+    const joinedAt = Date.now();
     if (params.expiresAt !== undefined) this.scheduleAlarm(tokenDeadlineMs(params.expiresAt));
     // Whether the client pings is seen once its first ping period is over (pings do not wake the room).
-    if (params.ownSocket) this.scheduleAlarm(attachment.joinedAt + this.#pingTimeoutMs());
+    if (params.ownSocket) this.scheduleAlarm(joinedAt + this.#pingTimeoutMs());
     // Announced before the newcomer is accepted, so it is not told of itself.
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Join, memberOfAttachment(attachment));
-    this.observers.joined(attachment);
-    this.ctx.acceptWebSocket(ws, tags);
-    ws.serializeAttachment(attachment);
+    if (params.transport !== "poll") this.#announce(ServerFrameType.Join, { id: params.clientId, transport: params.transport, since: joinedAt });
+    this.observers.joined({ subject: params.subject, transport: params.transport });
+    this.#sockets.accept(ws, params);
   }
 
   #leave(ws: WebSocket): void {
-    const attachment = attachmentOf(ws);
-    if (attachment.left) return;
-    this.observers.left(attachment);
-    ws.serializeAttachment({ ...attachment, left: true } satisfies SocketAttachment);
-    this.ctx.waitUntil(releaseConnection(this.env, attachment.lease));
-    if (isPresenceMember(attachment.transport)) this.#announce(ServerFrameType.Leave, memberOfAttachment(attachment), ws);
+    const subscriber = this.#sockets.leave(ws);
+    if (subscriber) this.#left(subscriber, ws);
   }
 
   #openStream(params: ConnectParams): Response {
-    const subscriber: SSESubscriber = {
-      member: { id: params.clientId, transport: "sse", since: Date.now() },
+    const subscriber: Subscriber = {
+      transport: "sse",
       subject: params.subject,
-      presence: params.presence ?? false,
-      expiresAt: params.expiresAt,
+      member: { id: params.clientId, transport: "sse", since: Date.now() },
       lease: params.lease,
     };
-    if (params.expiresAt !== undefined) this.scheduleAlarm(tokenDeadlineMs(params.expiresAt));
+    if (params.expiresAt !== undefined) {
+      subscriber.deadline = tokenDeadlineMs(params.expiresAt);
+      this.scheduleAlarm(subscriber.deadline);
+    }
     // Announced before the newcomer joins, so it is not told of itself.
-    this.#announce(ServerFrameType.Join, subscriber.member);
-    this.observers.joined({ subject: subscriber.subject, transport: "sse" });
-    return this.#sse.open(subscriber, (send) => this.#greet(send, subscriberFormats.sse, params));
+    this.#announce(ServerFrameType.Join, subscriber.member!);
+    this.observers.joined(subscriber);
+    return this.#sse.open(subscriber, params.presence ?? false, (send) => this.#greet(send, this.#sse.format, params));
   }
 
-  #streamEnded({ member, lease, subject }: SSESubscriber, fellBehind: boolean): void {
-    this.ctx.waitUntil(releaseConnection(this.env, lease));
-    if (fellBehind) this.observers.dropped("sse");
-    this.observers.left({ subject, transport: "sse" });
-    this.#announce(ServerFrameType.Leave, member);
+  /** A subscriber of any kind is gone: observers hear of it, its connection slot is given back, presence subscribers are told. */
+  #left(subscriber: Subscriber, ws?: WebSocket): void {
+    this.observers.left(subscriber);
+    this.ctx.waitUntil(releaseConnection(this.env, subscriber.lease));
+    if (subscriber.member) this.#announce(ServerFrameType.Leave, subscriber.member, ws);
   }
 
   #announce(type: PresenceFrame["type"], subscriber: PresenceMember, except?: WebSocket): void {
@@ -420,42 +370,18 @@ export abstract class Broadcaster extends DurableObject<Env> {
   protected broadcastPresence(frame: PresenceFrame, except?: WebSocket): void {
     // Every subscriber sees presence in the same place among the messages.
     this.#batcher.flush();
-    this.#broadcast(
-      Tag.presence,
-      (format) => format.presence(frame),
-      except,
-      (s) => s.presence,
-    );
+    this.#broadcast("presence", (format) => format.presence(frame), except);
   }
 
-  /**
-   * Sends to the sockets with `tag` (JSON frames) and the SSE streams `includeStream` accepts
-   * (SSE text), encoding once per format that has someone to send to.
-   */
-  #broadcast(tag: string, encode: (format: SubscriberFormat) => string, except?: WebSocket, includeStream?: (s: SSESubscriber) => boolean): number {
+  /** Sends to every subscriber `audience` names, encoding once per kind that has someone to send to; returns how many. */
+  #broadcast(audience: Audience, encode: (format: SubscriberFormat) => string, except?: WebSocket): number {
     let sent = 0;
-    const sockets = this.ctx.getWebSockets(tag);
-    if (sockets.length > 0) {
-      const text = encode(subscriberFormats.json);
-      // A socket still catching up reads this message from the store with its next replay page.
-      const waiting = tag === Tag.messages;
-      for (const ws of sockets) {
-        if (ws === except || (waiting && this.#catchUp.has(ws))) continue;
-        sendOrClose(ws, text);
-        sent += 1;
-      }
-    }
-    if (this.#sse.size > 0) sent += this.#sse.broadcast(encode(subscriberFormats.sse), includeStream);
+    for (const set of this.#sets) if (set.size > 0) sent += set.broadcast(encode(set.format), audience, except);
     return sent;
   }
 
-  /** Every subscriber the room holds, as its observers count them. */
-  *#watched(): Iterable<Watched> {
-    for (const ws of this.ctx.getWebSockets()) {
-      const { subject, transport, left } = attachmentOf(ws);
-      if (!left) yield { subject, transport };
-    }
-    for (const { subject } of this.#sse.subscribers()) yield { subject, transport: "sse" };
+  #everyone(): Subscriber[] {
+    return this.#sets.flatMap((set) => [...set.subscribers()]);
   }
 
   /** Sends a newcomer its greeting, then what it missed after `since`; `socket` when it is one (its replay may then take several tasks). */
@@ -527,7 +453,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
 
   /** The room was evicted while sockets were sent their replay page by page: they would miss the rest, so they resume instead. */
   #closeInterruptedReplays(): void {
-    for (const ws of this.ctx.getWebSockets()) {
+    for (const ws of this.#sockets.all()) {
       if (!attachmentOf(ws).catchingUp) continue;
       this.#leave(ws);
       closeQuietly(ws, CloseCode.TryAgainLater, "replay interrupted; resume");
@@ -583,17 +509,16 @@ export abstract class Broadcaster extends DurableObject<Env> {
   #scheduleNextAlarm(): void {
     const oldest = this.store.oldestTs();
     if (oldest !== null) this.scheduleAlarm(oldest + this.config.historyTtlSeconds * 1000);
+    for (const { deadline } of this.#everyone()) if (deadline !== undefined) this.scheduleAlarm(deadline);
     const now = Date.now();
-    for (const ws of this.ctx.getWebSockets()) {
-      const { expiresAt, left, ownSocket, joinedAt } = attachmentOf(ws);
+    for (const ws of this.#sockets.all()) {
+      const { left, ownSocket, joinedAt } = attachmentOf(ws);
       if (left) continue;
-      if (expiresAt !== undefined) this.scheduleAlarm(tokenDeadlineMs(expiresAt));
       // Only sockets that ping keep the room checking; one that has not pinged yet is looked at once, at the end of its first period.
       const pingCheck = this.#lastPing(ws) + this.#pingTimeoutMs();
       if (Number.isFinite(pingCheck)) this.scheduleAlarm(pingCheck);
       else if (ownSocket && joinedAt + this.#pingTimeoutMs() > now) this.scheduleAlarm(joinedAt + this.#pingTimeoutMs());
     }
-    for (const deadline of this.#sse.tokenDeadlines()) this.scheduleAlarm(deadline);
   }
 
   /** When the socket's client last sent `{"type":"ping"}` (the runtime answers it, also while the room hibernates); Infinity if it never did. */
@@ -616,7 +541,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
         retry,
       );
     }
-    if (transport === "poll" && this.ctx.getWebSockets(Tag.transport("poll")).length >= this.config.maxPollersPerChannel) {
+    if (transport === "poll" && this.localCounts().poll >= this.config.maxPollersPerChannel) {
       return new RelayError(
         "rate_limited",
         `This channel already has ${this.config.maxPollersPerChannel} waiting long-polls (MAX_POLLERS_PER_CHANNEL); retry shortly.`,
@@ -645,29 +570,6 @@ export abstract class Broadcaster extends DurableObject<Env> {
   }
 }
 
-function attachmentOf(ws: WebSocket): SocketAttachment {
-  return ws.deserializeAttachment() as SocketAttachment;
-}
-
-function memberOf(ws: WebSocket): PresenceMember | undefined {
-  const attachment = attachmentOf(ws);
-  if (attachment.left || !isPresenceMember(attachment.transport) || ws.readyState !== WebSocket.OPEN) return undefined;
-  return memberOfAttachment(attachment);
-}
-
-function memberOfAttachment({ clientId, transport, joinedAt }: SocketAttachment): PresenceMember {
-  return { id: clientId, transport, since: joinedAt } as PresenceMember;
-}
-
 function errorFrame(ref: string | undefined, error: ErrorBody): ServerFrame {
   return ref === undefined ? { type: ServerFrameType.Error, error } : { type: ServerFrameType.Error, ref, error };
-}
-
-/** A send that throws means that socket is gone or broken: close it, and only it. */
-function sendOrClose(ws: WebSocket, text: string): void {
-  try {
-    ws.send(text);
-  } catch {
-    closeQuietly(ws, CloseCode.InternalError, "send failed");
-  }
 }

@@ -1,25 +1,19 @@
-import { tokenDeadlineMs } from "../auth/claims";
-import type { ConnectionLease } from "../limits/connections";
-import type { PresenceMember } from "../protocol/frames";
+import type { Transport } from "../protocol/transports";
+import { subscriberFormats } from "../room/subscriber-formats";
+import type { Audience, Subscriber, SubscriberSet } from "../room/subscribers";
 import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
 
-/** One single-channel SSE subscriber, as its room knows it. */
-export interface SSESubscriber {
-  member: PresenceMember;
-  /** The token's `sub`, when it has one. */
-  subject?: string;
-  /** Also send it join and leave events. */
+/** One single-channel SSE subscriber, and whether it also takes join and leave events. */
+interface HeldStream {
+  subscriber: Subscriber;
   presence: boolean;
-  /** Its token's `exp`, in seconds since the epoch; the stream ends at tokenDeadlineMs(expiresAt). */
-  expiresAt?: number;
-  lease?: ConnectionLease;
 }
 
 export interface SSEStreamsOptions {
   keepaliveSeconds: number;
   bufferBytes: number;
-  /** Called once for each stream that ends, for any reason. */
-  onEnd(subscriber: SSESubscriber, ending: { fellBehind: boolean }): void;
+  /** Called once for each stream that ends, for any reason (its client left, fell behind, its token expired). */
+  onEnd(subscriber: Subscriber, ending: { fellBehind: boolean }): void;
 }
 
 const encoder = new TextEncoder();
@@ -30,8 +24,9 @@ const encoder = new TextEncoder();
  * hibernate, so a room stays awake while it has SSE subscribers (WebSocket subscribers alone let
  * it hibernate).
  */
-export class SSEStreams {
-  readonly #streams = new Map<SSEStream, SSESubscriber>();
+export class SSEStreams implements SubscriberSet {
+  readonly format = subscriberFormats.sse;
+  readonly #streams = new Map<SSEStream, HeldStream>();
   readonly #options: SSEStreamsOptions;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   /** Streams whose writes wait for their client to catch up; one timer checks them all. */
@@ -51,7 +46,7 @@ export class SSEStreams {
    * Opens a stream for `subscriber`; `write` sends what it gets first (greeting, replay) before it
    * joins broadcasts, through `send`, which says whether the stream takes more (false once it ended).
    */
-  open(subscriber: SSESubscriber, write: (send: (text: string) => boolean) => void): Response {
+  open(subscriber: Subscriber, presence: boolean, write: (send: (text: string) => boolean) => void): Response {
     const stream = new SSEStream({
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
@@ -66,44 +61,32 @@ export class SSEStreams {
       return stream.isOpen;
     });
     if (stream.isOpen) {
-      this.#streams.set(stream, subscriber);
+      this.#streams.set(stream, { subscriber, presence });
       this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
     }
     return stream.response;
   }
 
-  /** Writes finished SSE text to every stream (or those `include` accepts), encoding it once; returns how many. */
-  broadcast(text: string, include?: (subscriber: SSESubscriber) => boolean): number {
-    return this.#writeAll(encoder.encode(text), include);
+  broadcast(text: string, audience: Audience): number {
+    return this.#writeAll(encoder.encode(text), audience === "presence");
   }
 
-  subscribers(): Iterable<SSESubscriber> {
-    return this.#streams.values();
+  *subscribers(): Iterable<Subscriber> {
+    for (const { subscriber } of this.#streams.values()) yield subscriber;
   }
 
-  members(): PresenceMember[] {
-    return Array.from(this.#streams.values(), (s) => s.member);
+  count(transport: Transport): number {
+    return transport === "sse" ? this.#streams.size : 0;
   }
 
-  /** The connection leases of the open streams. */
-  *leases(): Iterable<ConnectionLease> {
-    for (const { lease } of this.#streams.values()) if (lease) yield lease;
-  }
-
-  /** Ends the streams whose token stopped being honoured by `nowMs` (tokenDeadlineMs). */
   endExpired(nowMs: number): void {
-    for (const [stream, { expiresAt }] of this.#streams) if (expiresAt !== undefined && tokenDeadlineMs(expiresAt) <= nowMs) stream.end();
+    for (const [stream, { subscriber }] of this.#streams) if (subscriber.deadline !== undefined && subscriber.deadline <= nowMs) stream.end();
   }
 
-  /** When the open streams' tokens stop being honoured, in ms since the epoch. */
-  *tokenDeadlines(): Iterable<number> {
-    for (const { expiresAt } of this.#streams.values()) if (expiresAt !== undefined) yield tokenDeadlineMs(expiresAt);
-  }
-
-  #writeAll(bytes: Uint8Array, include?: (subscriber: SSESubscriber) => boolean): number {
+  #writeAll(bytes: Uint8Array, presenceOnly = false): number {
     let written = 0;
-    for (const [stream, subscriber] of this.#streams) {
-      if (include && !include(subscriber)) continue;
+    for (const [stream, { presence }] of this.#streams) {
+      if (presenceOnly && !presence) continue;
       stream.writeBytes(bytes);
       written += 1;
     }
