@@ -3,6 +3,7 @@ import type { MessageId } from "../protocol/ids";
 import { Broadcaster } from "../room/broadcaster";
 import type { ConnectParams, ShardPlace } from "../room/connect-request";
 import type { StoredMessage } from "../room/message-store";
+import type { DeliveryCounts } from "../room/observers";
 import { store } from "../room/publish";
 import type { PublishInput, StoredPage, SubscriberCounts } from "../room/room";
 import { roomOf } from "../room/stub";
@@ -11,14 +12,12 @@ import { FanoutSender } from "./sender";
 import type { FanoutPush, PushAnswer } from "./stub";
 
 /** What a shard tells its room about its subscribers (channel info, presence, the connection limiter). */
-export interface ShardCensus {
+export interface ShardCensus extends DeliveryCounts {
   counts: SubscriberCounts;
   /** Filled when asked for. */
   members: PresenceMember[];
   /** Of the leases asked about, those a subscriber here still holds. */
   leases: string[];
-  delivered: number;
-  dropped: number;
 }
 
 /** Messages read from the room per call when a shard fills a hole or reaches back (also bounded by size there). */
@@ -56,7 +55,7 @@ export class Shard extends Broadcaster {
   readonly #presenceOut: FanoutSender<PresenceFrame>;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, { webhooks: false });
+    super(ctx, env, { role: "shard" });
     this.#epoch = (this.store.getMeta("epoch") as string | null | undefined) ?? undefined;
     this.#floor = Number(this.store.getMeta("floor") ?? this.store.lastSeq);
     const index = this.store.getMeta("shard_index");
@@ -70,26 +69,24 @@ export class Shard extends Broadcaster {
     this.bind(push.channel);
     if (this.#attaching) {
       this.#early.push(push);
-      return { subscribers: this.subscriberCount, epoch: push.epoch };
+      return this.#answer(push.epoch);
     }
-    if (this.#epoch === undefined) return { subscribers: 0, epoch: push.epoch };
+    if (this.#epoch === undefined) return this.#answer(push.epoch);
     if (this.subscriberCount === 0 && this.#arriving === 0) {
       this.#stopFollowing();
-      return { subscribers: 0, epoch: push.epoch };
+      return this.#answer(push.epoch);
     }
     this.#feed?.push(push.messages, push.stored);
     for (const frame of push.presence) this.broadcastPresence(frame);
-    return { subscribers: this.subscriberCount, epoch: this.#epoch };
+    return this.#answer(this.#epoch);
   }
 
   async census(want: { members?: boolean; leases?: string[] } = {}): Promise<ShardCensus> {
-    const counters = this.observers.counters();
     return {
       counts: this.localCounts(),
       members: want.members ? this.localMembers() : [],
       leases: this.localLeases(want.leases ?? []),
-      delivered: counters.delivered,
-      dropped: counters.dropped,
+      ...this.observers.report(),
     };
   }
 
@@ -130,6 +127,11 @@ export class Shard extends Broadcaster {
 
   protected override announced(frame: PresenceFrame): void {
     this.#presenceOut.add(frame, [0]);
+  }
+
+  /** What the room hears back from a push: the subscribers here, and what they were sent since the last answer. */
+  #answer(epoch: string | undefined): PushAnswer {
+    return { subscribers: this.subscriberCount, epoch, ...this.observers.report() };
   }
 
   /** Attaches to the room, once, if it does not follow it yet. */

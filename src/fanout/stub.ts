@@ -1,5 +1,6 @@
 import type { PresenceFrame } from "../protocol/frames";
 import type { StoredMessage } from "../room/message-store";
+import type { DeliveryCounts } from "../room/observers";
 
 /** Shard `index` of a hot channel; channel names hold no `/`, so no room is ever named like a shard. */
 export function shardOf(env: Env, channel: string, index: number) {
@@ -22,8 +23,8 @@ export interface FanoutPush {
   stored: number;
 }
 
-/** A shard's answer: how many subscribers it holds; none, and the room lets it go. */
-export interface PushAnswer {
+/** A shard's answer: how many subscribers it holds (none, and the room lets it go), and what it delivered and dropped since its last answer. */
+export interface PushAnswer extends DeliveryCounts {
   subscribers: number;
   epoch: string | undefined;
 }

@@ -71,7 +71,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
   /** Sockets still being sent a replay longer than a page; live messages wait for it. */
   readonly #catchUp: CatchUp;
 
-  constructor(ctx: DurableObjectState, env: Env, { webhooks }: { webhooks: boolean }) {
+  constructor(ctx: DurableObjectState, env: Env, { role }: { role: "room" | "shard" }) {
     super(ctx, env);
     this.config = readConfig(env);
     this.store = new MessageStore(ctx.storage);
@@ -97,7 +97,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
       env,
       config: this.config,
       store: this.store,
-      webhooks,
+      role,
       channel: () => this.channelName(),
       subscribers: () => this.#everyone(),
     });

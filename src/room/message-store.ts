@@ -44,7 +44,9 @@ export class MessageStore {
     this.#storage = storage;
     this.#sql = storage.sql;
     this.#sql.exec(SCHEMA);
-    this.#lastSeq = Number(this.getMeta("last_seq") ?? 0);
+    // A replica's last id is its newest message's (copy() writes no counter); a room's may be past every retained one.
+    const newest = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages").one().seq ?? 0;
+    this.#lastSeq = Math.max(Number(this.getMeta("last_seq") ?? 0), newest);
   }
 
   /** The id of the last message ever stored; pruning never lowers it. */
@@ -81,8 +83,9 @@ export class MessageStore {
   }
 
   /**
-   * Copies messages the room stored, with their ids, into a shard's replica (ids above the last
-   * one, in order), keeping at most `limit`; the last id moves to the last one copied.
+   * Copies messages the room stored, with their ids, into a shard's replica (new ones above the last
+   * id, or older ones it reached back for), keeping at most `limit`. One row written per message:
+   * the last id is the newest message's, not a counter of its own.
    */
   copy(messages: readonly StoredMessage[], limit: number): void {
     if (messages.length === 0) return;
@@ -90,10 +93,8 @@ export class MessageStore {
       for (const m of messages) {
         this.#sql.exec("INSERT OR IGNORE INTO messages (seq, event, data, encoding, ts) VALUES (?, ?, ?, ?, ?)", m.seq, m.event, m.data, m.encoding, m.ts);
       }
-      const last = Math.max(this.#lastSeq, messages.at(-1)!.seq);
-      this.setMeta("last_seq", last);
-      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", last - limit);
-      this.#lastSeq = last;
+      this.#lastSeq = Math.max(this.#lastSeq, messages.at(-1)!.seq);
+      if (this.#lastSeq > limit) this.#sql.exec("DELETE FROM messages WHERE seq <= ?", this.#lastSeq - limit);
     });
   }
 
@@ -144,8 +145,8 @@ export class MessageStore {
     );
   }
 
-  /** Deletes the messages older than `notBefore`; the counter stays. */
+  /** Deletes the messages older than `notBefore`; the counter stays (written down, as a replica's newest message may go). */
   pruneOlderThan(notBefore: number): void {
-    this.#sql.exec("DELETE FROM messages WHERE ts < ?", notBefore);
+    if (this.#sql.exec("DELETE FROM messages WHERE ts < ?", notBefore).rowsWritten > 0) this.setMeta("last_seq", this.#lastSeq);
   }
 }

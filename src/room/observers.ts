@@ -17,6 +17,9 @@ export interface ChannelCounters {
   dropped: number;
 }
 
+/** Messages written to subscribers, and subscribers dropped for falling behind. */
+export type DeliveryCounts = Omit<ChannelCounters, "published">;
+
 const COUNTER_KEYS = { delivered: "delivered_count", dropped: "dropped_count" } as const;
 
 export interface RoomObserversOptions {
@@ -27,8 +30,11 @@ export interface RoomObserversOptions {
   channel: () => string;
   /** The subscribers the room holds right now (after a wake-up: its hibernated sockets). */
   subscribers: () => Iterable<Watched>;
-  /** Sends webhook events: a room does; a shard, which sees only part of the channel, does not. */
-  webhooks: boolean;
+  /**
+   * A room sends webhook events and keeps the channel's durable counters. A shard, which sees only
+   * part of the channel, does neither: it hands what it delivered and dropped to the room (`report`).
+   */
+  role: "room" | "shard";
 }
 
 /**
@@ -42,12 +48,15 @@ export class RoomObservers {
   readonly #metrics: Metrics;
   readonly #queue: Queue<WebhookEvent> | undefined;
   #ledger: OccupancyLedger | undefined;
-  #storedCounters: Omit<ChannelCounters, "published"> | undefined;
+  #storedCounters: DeliveryCounts | undefined;
+  /** A shard's deliveries and drops not yet handed to the room. */
+  #unreported: DeliveryCounts = { delivered: 0, dropped: 0 };
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: RoomObserversOptions) {
     this.#options = options;
     this.#metrics = new Metrics(options.env.METRICS);
-    this.#queue = options.webhooks && webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
+    this.#queue = options.role === "room" && webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
   }
 
   /** Call before the subscriber is counted anywhere else (accepted, or added to the streams). */
@@ -87,15 +96,47 @@ export class RoomObservers {
     return { published: this.#options.store.lastSeq, ...this.#stored() };
   }
 
-  #bump(counter: keyof typeof COUNTER_KEYS, by: number): void {
+  /** A shard's deliveries and drops since it last reported them, handed over once. */
+  report(): DeliveryCounts {
+    const counts = this.#unreported;
+    this.#unreported = { delivered: 0, dropped: 0 };
+    return counts;
+  }
+
+  /**
+   * Adds what a shard reported. Kept with the room's next own count, or within a second: a shard's
+   * push answer adds no storage write of its own (a hot channel's pushes are many).
+   */
+  reported({ delivered, dropped }: DeliveryCounts): void {
+    if (delivered === 0 && dropped === 0) return;
+    const stored = this.#stored();
+    stored.delivered += delivered;
+    stored.dropped += dropped;
+    this.#flushTimer ??= setTimeout(() => this.#flush(), 1000);
+  }
+
+  #bump(counter: keyof DeliveryCounts, by: number): void {
     if (by === 0) return;
+    if (this.#options.role === "shard") {
+      this.#unreported[counter] += by;
+      return;
+    }
     const stored = this.#stored();
     stored[counter] += by;
-    this.#options.store.setMeta(COUNTER_KEYS[counter], stored[counter]);
+    // What shards reported meanwhile is kept with it; otherwise only this counter changed.
+    if (this.#flushTimer !== undefined) this.#flush();
+    else this.#options.store.setMeta(COUNTER_KEYS[counter], stored[counter]);
+  }
+
+  #flush(): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const stored = this.#stored();
+    for (const counter of ["delivered", "dropped"] as const) this.#options.store.setMeta(COUNTER_KEYS[counter], stored[counter]);
   }
 
   /** The durable counters, read from storage once per instance of the room (every publish adds to one). */
-  #stored(): Omit<ChannelCounters, "published"> {
+  #stored(): DeliveryCounts {
     const { store } = this.#options;
     this.#storedCounters ??= {
       delivered: Number(store.getMeta(COUNTER_KEYS.delivered) ?? 0),

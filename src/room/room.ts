@@ -88,7 +88,7 @@ export class Room extends Broadcaster {
   #autoShards: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, { webhooks: true });
+    super(ctx, env, { role: "room" });
     this.#autoShards = Number(this.store.getMeta("auto_shards") ?? 0);
     this.#shards = new Map(JSON.parse(String(this.store.getMeta("shards") ?? "[]")) as Array<[number, FollowingShard]>);
     this.#sender = new FanoutSender((index, items) => this.#push(index, items));
@@ -131,7 +131,7 @@ export class Room extends Broadcaster {
       lastId: formatId(this.store.lastSeq),
       oldestId: this.oldestId(this.notBefore()),
       subscribers: census.counts,
-      counters: { ...this.observers.counters(), delivered: census.delivered, dropped: census.dropped },
+      counters: this.observers.counters(),
     };
     const shards = this.#fanoutShards();
     if (shards > 1 || this.#shards.size > 0) info.fanout = { shards, following: this.#shards.size, pushes: this.#sender.calls };
@@ -148,7 +148,10 @@ export class Room extends Broadcaster {
   async heldLeases(leaseIds: string[]): Promise<string[]> {
     const held = this.localLeases(leaseIds);
     const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census({ leases: leaseIds })));
-    for (const answer of answers) held.push(...answer.leases);
+    for (const answer of answers) {
+      held.push(...answer.leases);
+      this.observers.reported(answer);
+    }
     return held;
   }
 
@@ -226,6 +229,7 @@ export class Room extends Broadcaster {
       else push.stored = Math.max(push.stored, item.stored);
     }
     const answer = await shardOf(this.env, push.channel, index).push(push);
+    this.observers.reported(answer);
     // The shard may have attached again while the push was under way: then it stays.
     if (this.#shards.get(index)?.epoch !== answer.epoch) return;
     if (answer.subscribers > 0) following.subscribers = answer.subscribers;
@@ -251,22 +255,14 @@ export class Room extends Broadcaster {
     this.store.setMeta("auto_shards", shards);
   }
 
-  /** Subscribers and delivery counters over the room and every shard following it. */
+  /** Subscribers over the room and every shard following it. */
   async #census(want: { members?: boolean } = {}): Promise<ShardCensus> {
-    const counters = this.observers.counters();
-    const total: ShardCensus = {
-      counts: this.localCounts(),
-      members: want.members ? this.localMembers() : [],
-      leases: [],
-      delivered: counters.delivered,
-      dropped: counters.dropped,
-    };
+    const total: ShardCensus = { counts: this.localCounts(), members: want.members ? this.localMembers() : [], leases: [], delivered: 0, dropped: 0 };
     const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census(want)));
     for (const answer of answers) {
       for (const transport of Object.keys(total.counts) as Transport[]) total.counts[transport] += answer.counts[transport];
       total.members.push(...answer.members);
-      total.delivered += answer.delivered;
-      total.dropped += answer.dropped;
+      this.observers.reported(answer);
     }
     return total;
   }

@@ -97,6 +97,11 @@ describe("hot channels (HOT_CHANNELS): subscribers on shards that follow the roo
     await eventually(() => (multiSse.text.match(/"type":"message"/g) ?? []).length >= 40, "/v1/events: 40 messages");
     expect([...multiSse.text.matchAll(/"id":"(\d+)"/g)].map((m) => m[1])).toEqual(expected);
 
+    // Counted once per subscriber and message over the whole tree (each SSE stream and /v1/events
+    // subscription is one subscriber too).
+    const counters = ((await (await relay(`/v1/channels/${channel}`)).json()) as { counters: Record<string, number> }).counters;
+    expect(counters).toEqual({ published: 40, delivered: 40 * 15, dropped: 0 });
+
     // Each message's data arrives as published, the same on every shard.
     const published = (await history(channel)).messages.map((m) => m.data);
     expect(plain[0]!.messages().map((m) => m.data)).toEqual(published);
