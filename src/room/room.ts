@@ -111,16 +111,8 @@ export class Room extends Broadcaster {
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
     this.bind(channel);
     const notBefore = this.notBefore();
-    const messages: Envelope[] = [];
-    let chars = 0;
-    // Bounded by size as well as count: at least one message, then up to ANSWER_MAX_CHARS.
-    for (const stored of this.store.after(since, limit, notBefore)) {
-      const envelope = this.envelope(stored);
-      chars += JSON.stringify(envelope).length;
-      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
-      messages.push(envelope);
-    }
-    return { messages, lastId: formatId(this.store.lastSeq), oldestId: this.oldestId(notBefore) };
+    const messages = this.#page(since, limit, notBefore, (stored) => JSON.stringify(this.envelope(stored)).length);
+    return { messages: messages.map((stored) => this.envelope(stored)), lastId: formatId(this.store.lastSeq), oldestId: this.oldestId(notBefore) };
   }
 
   async info(channel: string): Promise<ChannelInfo> {
@@ -179,13 +171,7 @@ export class Room extends Broadcaster {
   async storedAfter(channel: string, since: number, limit: number): Promise<StoredPage> {
     this.bind(channel);
     const notBefore = this.notBefore();
-    const messages: StoredMessage[] = [];
-    let chars = 0;
-    for (const stored of this.store.after(since, limit, notBefore)) {
-      chars += stored.data.length;
-      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
-      messages.push(stored);
-    }
+    const messages = this.#page(since, limit, notBefore, (stored) => stored.data.length);
     return { messages, lastSeq: this.store.lastSeq, oldestSeq: this.store.oldestSeq(notBefore) };
   }
 
@@ -216,6 +202,18 @@ export class Room extends Broadcaster {
     const message = this.deliver(stored);
     if (this.#shards.size > 0) this.#sender.add({ message: stored }, this.#shards.keys());
     return { status: "stored", message };
+  }
+
+  /** Retained messages after `since`, bounded by size as well as count: at least one, then up to ANSWER_MAX_CHARS as `size` measures them. */
+  #page(since: number, limit: number, notBefore: number, size: (stored: StoredMessage) => number): StoredMessage[] {
+    const messages: StoredMessage[] = [];
+    let chars = 0;
+    for (const stored of this.store.after(since, limit, notBefore)) {
+      chars += size(stored);
+      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
+      messages.push(stored);
+    }
+    return messages;
   }
 
   /** One push to a shard; a shard that answers it has no subscribers left is let go, unless it attached again meanwhile. */
