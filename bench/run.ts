@@ -3,6 +3,7 @@
 //
 //   npm run bench -- --scenario fanout-ws --subs 1000
 //   npm run bench -- --scenario fanout-sse,resume-storm --systems edge-relay,partyserver
+//   npm run bench -- --scenario hot-channel --mode acked --repeat 3
 //   npm run bench -- --help
 import { spawnSync } from "node:child_process";
 import { setPriority } from "node:os";
@@ -18,7 +19,8 @@ const HELP = `npm run bench -- [options]
 
   --scenario LIST        ${SCENARIO_NAMES.join(", ")} or all (default fanout-ws)
   --systems LIST         ${SYSTEM_NAMES.join(", ")} (default: all but
-                         edge-relay-base, which runs with --compare-root)
+                         edge-relay-base, which runs with --compare-root; edge-relay-hot1 and
+                         edge-relay-hot8 run hot-channel only, which runs only on them)
   --path direct|proxy    direct (default): the Worker's own workerd port; proxy: wrangler's
                          ProxyWorker port in front of it (what a browser on npm run dev uses)
   --var NAME:VALUE       an Edge Relay Worker var (repeatable)
@@ -33,6 +35,11 @@ const HELP = `npm run bench -- [options]
   --compare-var NAME:VALUE  a Worker var for edge-relay-base only (A/B a setting)
 
   fan-out   --subs ${DEFAULT_PARAMS.subs} --messages ${DEFAULT_PARAMS.messages} --size ${DEFAULT_PARAMS.size} --mode acked,rate --rate ${DEFAULT_PARAMS.rate} --in-flight ${DEFAULT_PARAMS.ackedInFlight} (acked)
+  hot-channel  fan-out over WebSocket (batch frames, the SDK's mode) on a channel served by the room
+            alone (edge-relay-hot1) and through 8 shards (edge-relay-hot8), one case per
+            --hot-subs ${DEFAULT_PARAMS.hotSubs.join(",")} and --mode; every case delivers --hot-deliveries ${DEFAULT_PARAMS.hotDeliveries}
+            (messages = that ÷ subscribers), "rate" at --hot-rate ${DEFAULT_PARAMS.hotRate} deliveries/s (messages/s = that ÷
+            subscribers); --size and --in-flight as fan-out
   many      --channels ${DEFAULT_PARAMS.channels} --subs-per-channel ${DEFAULT_PARAMS.subsPerChannel} --messages-per-channel ${DEFAULT_PARAMS.messagesPerChannel} --concurrency ${DEFAULT_PARAMS.concurrency}
   publish   --concurrency ${DEFAULT_PARAMS.concurrency} --duration ${DEFAULT_PARAMS.durationSec} (s) --spread-channels ${DEFAULT_PARAMS.spreadChannels}
   idle      --idle-ws ${DEFAULT_PARAMS.idleWs} --idle-sse ${DEFAULT_PARAMS.idleSse} --idle-settle ${DEFAULT_PARAMS.idleSettleSec} (s)
@@ -115,6 +122,9 @@ async function main(): Promise<void> {
       mode: { type: "string" },
       rate: { type: "string" },
       "in-flight": { type: "string" },
+      "hot-subs": { type: "string" },
+      "hot-deliveries": { type: "string" },
+      "hot-rate": { type: "string" },
       channels: { type: "string" },
       "subs-per-channel": { type: "string" },
       "messages-per-channel": { type: "string" },
@@ -169,6 +179,9 @@ async function main(): Promise<void> {
       modes: values.mode === undefined ? undefined : list<FanoutMode>(values.mode, ["acked", "rate"], [], "mode"),
       rate: num(values.rate, "rate"),
       ackedInFlight: num(values["in-flight"], "in-flight"),
+      hotSubs: values["hot-subs"]?.split(",").map((n) => num(n.trim(), "hot-subs") as number),
+      hotDeliveries: num(values["hot-deliveries"], "hot-deliveries"),
+      hotRate: num(values["hot-rate"], "hot-rate"),
       channels: num(values.channels, "channels"),
       subsPerChannel: num(values["subs-per-channel"], "subs-per-channel"),
       messagesPerChannel: num(values["messages-per-channel"], "messages-per-channel"),

@@ -9,6 +9,8 @@ import { incomplete, renderSvg, renderTable } from "./report";
 import {
   DEFAULT_PARAMS,
   fanout,
+  hotChannel,
+  hotChannelCase,
   idle,
   manyChannels,
   publishThroughput,
@@ -160,6 +162,8 @@ export function environment(
 /** Which cases a scenario runs on a system; an empty list when the system cannot run it. */
 function casesFor(scenario: ScenarioName, system: SystemName, params: ScenarioParams): Array<{ name: string; run: (ctx: ScenarioContext) => Promise<Row> }> {
   const can = (t: Transport): boolean => SYSTEMS[system].transports.includes(t);
+  // The hot systems differ from edge-relay-batch only on the hot-channel scenario's channels.
+  if ((scenario === "hot-channel") !== (SYSTEMS[system].hotShards !== undefined)) return [];
   switch (scenario) {
     case "fanout-ws":
     case "fanout-sse": {
@@ -181,6 +185,10 @@ function casesFor(scenario: ScenarioName, system: SystemName, params: ScenarioPa
         .map((t) => ({ name: `${scenario} ${t}`, run: (ctx) => idle(ctx, t) }));
     case "resume-storm":
       return params.transports.filter(can).map((t) => ({ name: `${scenario} ${t}`, run: (ctx) => resumeStorm(ctx, t) }));
+    case "hot-channel":
+      return params.hotSubs.flatMap((subs) =>
+        params.modes.map((mode) => ({ name: `${scenario} ${hotChannelCase(params, subs, mode)}`, run: (ctx) => hotChannel(ctx, subs, mode) })),
+      );
   }
 }
 
@@ -198,6 +206,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     ...environment(path, params, options.relayLimits, options.vars, options.relayRoot, options.compareRoot, options.compareVars),
     nice: options.nice ?? 0,
   };
+  // Vars a system always runs with (the hot systems' HOT_CHANNELS) belong to what was measured.
+  for (const name of options.systems) {
+    const vars = SYSTEMS[name].vars;
+    if (vars && options.scenarios.some((s) => casesFor(s, name, params).length > 0))
+      env.relayConfig += `; ${name}: ${Object.entries(vars)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ")}`;
+  }
   const runId = Date.now().toString(36);
   const allRows: Row[] = [];
 
@@ -238,6 +254,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
             if (await system.ensureUp()) log(`  ! ${name} had restarted its Worker (wrangler reload); now on ${system.pathLabel}`);
             const before = system.workerPid;
             const result = await kase.run({ system, params, progress, runId, rep });
+            progress(`${name} ${kase.name}: waiting for the system to work off the case`);
+            if (!(await system.quiet())) result.notes.push("the system was still busy 120 s after this case");
             if ((await system.ensureUp()) || system.workerPid !== before) {
               log(`  ! ${name} restarted its Worker during ${kase.name}${attempt === 1 ? "; running the case again" : ""}`);
               result.notes.push("the Worker restarted during this case (wrangler reload)");

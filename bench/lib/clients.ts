@@ -303,6 +303,25 @@ export class Publisher {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Channel info
+
+/** What the harness reads from Edge Relay's channel info (`GET /v1/channels/{c}`). */
+export interface ChannelInfo {
+  subscribers: { ws: number; sse: number; poll: number };
+  /** Messages handed to subscribers, over the room and its shards. */
+  counters: { delivered: number };
+  /** For a channel served through shards: the room's push calls since it started. */
+  fanout?: { shards: number; following: number; pushes: number };
+}
+
+export async function channelInfo(url: string): Promise<ChannelInfo> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`channel info answered ${response.status}: ${text.slice(0, 200)}`);
+  return JSON.parse(text) as ChannelInfo;
+}
+
 /** Runs `tasks` with at most `limit` in flight; resolves with their results in order. */
 export async function pool<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const results = new Array<T>(count);

@@ -9,6 +9,8 @@ const COLORS: Record<SystemName, string> = {
   partyserver: "#6f42c1",
   "node-ws": "#2e7d32",
   "edge-relay-base": "#f7b267",
+  "edge-relay-hot1": "#1f77b4",
+  "edge-relay-hot8": "#17becf",
 };
 
 function fmt(n: number | null | undefined, digits = 0): string {
@@ -128,6 +130,8 @@ export function renderTable(rows: Row[]): string {
 
   const ratios = renderRatios(rows);
   if (ratios) parts.push("", ratios);
+  const hot = renderHotChannel(rows);
+  if (hot) parts.push("", hot);
   const repeated = rows.filter((r) => r.repeats);
   if (repeated.length > 0) {
     parts.push("", `${repeated[0]?.repeats?.pick === "best" ? "best" : "median"} of ${repeated[0]?.repeats?.n} runs per row; range of the headline number:`);
@@ -193,6 +197,67 @@ export function renderRatios(rows: Row[]): string {
     }
   }
   return lines.length > 0 ? ["ratios (edge-relay or edge-relay-batch ÷ other):", ...lines].join("\n") : "";
+}
+
+/**
+ * The hot-channel rows side by side with what the room did per publish, then each shard count
+ * against the room alone (same case, same run) and the room's work from the fewest subscribers to
+ * the most: issue 12 asks for ≤ 10 % fewer deliveries/s, about one hop more latency, and room work
+ * that grows with the shards, not the subscribers.
+ */
+export function renderHotChannel(rows: Row[]): string {
+  const hot = rows.filter((r) => r.scenario === "hot-channel" && r.roomWork);
+  if (hot.length === 0) return "";
+  const work = (r: Row): string => `${fmt(r.roomWork?.perPublish, r.roomWork?.unit === "calls" ? 2 : 0)} ${r.roomWork?.unit}`;
+  const cpuMs = (r: Row): number | null | undefined => r.roomWork?.workerCpuMsPerPublish;
+  const parts = [
+    "hot channel: what the room does per publish (sends to its own subscribers, or push calls to shards); CPU = the Worker's whole workerd process (Worker, room and shards share one thread locally)",
+    table(
+      ["case", "system", "tr", "shards", "following", "subs", "deliv/s", "p50", "p99", "room work/pub", "CPU ms/pub", "CPU µs/deliv"],
+      hot.map((r) => [
+        r.case,
+        r.system,
+        r.transport,
+        String(r.roomWork?.shards),
+        r.roomWork?.shards === 1 ? "–" : String(r.roomWork?.following),
+        String(r.subscribers),
+        fmt(r.deliveriesPerSec),
+        ms(r.latency?.p50),
+        ms(r.latency?.p99),
+        work(r),
+        fmt(cpuMs(r), 2),
+        fmt(cpuMs(r) == null || r.subscribers === 0 ? null : ((cpuMs(r) as number) * 1000) / r.subscribers, 1),
+      ]),
+    ),
+  ];
+  const lines: string[] = [];
+  for (const alone of hot.filter((r) => r.roomWork?.shards === 1)) {
+    for (const tree of hot.filter((r) => r.case === alone.case && (r.roomWork?.shards ?? 1) > 1)) {
+      const ratio = alone.deliveriesPerSec && tree.deliveriesPerSec ? tree.deliveriesPerSec / alone.deliveriesPerSec : null;
+      const delta = (a: number | undefined, b: number | undefined): string =>
+        a === undefined || b === undefined ? "–" : `${b - a >= 0 ? "+" : ""}${(b - a).toFixed(1)} ms`;
+      lines.push(
+        `  ${alone.case}: ${tree.roomWork?.shards} shards vs the room alone: deliveries/s ${ratio === null ? "–" : `${ratio.toFixed(2)}×`}${ratio !== null && ratio < 0.9 ? " (more than 10 % below)" : ""}, p50 ${delta(alone.latency?.p50, tree.latency?.p50)}, p99 ${delta(alone.latency?.p99, tree.latency?.p99)} (for scale, a hop under the same load: POST → Worker → room and back, p50 ${ms(tree.publishLatency?.p50)} ms); room work per publish ${work(alone)} → ${work(tree)}`,
+      );
+    }
+  }
+  // Each system's room work from the fewest subscribers to the most, same mode ("acked" or "rate").
+  const mode = (r: Row): string => r.case.split(/[ ,]/)[0] ?? r.case;
+  const seen = new Set<string>();
+  for (const r of hot) {
+    const key = `${r.system}|${mode(r)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const same = hot.filter((o) => o.system === r.system && mode(o) === mode(r)).sort((a, b) => a.subscribers - b.subscribers);
+    const first = same[0];
+    const last = same[same.length - 1];
+    if (!first || !last || first === last || !first.roomWork?.perPublish || !last.roomWork) continue;
+    lines.push(
+      `  ${r.system} ${mode(r)}: room work per publish ${work(first)} at ${first.subscribers} subs → ${work(last)} at ${last.subscribers} (×${(last.roomWork.perPublish / first.roomWork.perPublish).toFixed(2)} for ×${(last.subscribers / first.subscribers).toFixed(1)} subscribers)`,
+    );
+  }
+  if (lines.length > 0) parts.push("", "hot channel, shards against the room alone (same case, same run):", ...lines);
+  return parts.join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,24 @@
 // The scenarios of issue 6. Each one drives one running system with the shared clients and
 // returns one row per case; the numbers come from the generator's own clock (one clock) and
 // from /proc for the server side.
-import { Deliveries, makePayload, Publisher, type PublishResult, pool, Seen, type Subscriber, subscribeSse, subscribeWs } from "./clients";
+import {
+  type ChannelInfo,
+  channelInfo,
+  Deliveries,
+  makePayload,
+  Publisher,
+  type PublishResult,
+  pool,
+  Seen,
+  type Subscriber,
+  subscribeSse,
+  subscribeWs,
+} from "./clients";
 import { type CpuSnapshot, cpuBetween, cpuSnapshot, cpuStallMicros, fdCount, openFilesLimit, RssSampler, rssOf } from "./proc";
 import { type LatencySummary, round1, round2, summarize } from "./stats";
-import { type RunningSystem, type SystemName, sleep, type Transport } from "./systems";
+import { HOT_CHANNEL_PREFIX, type RunningSystem, type SystemName, sleep, type Transport } from "./systems";
 
-export const SCENARIO_NAMES = ["fanout-ws", "fanout-sse", "many-channels", "publish-throughput", "idle", "resume-storm"] as const;
+export const SCENARIO_NAMES = ["fanout-ws", "fanout-sse", "many-channels", "publish-throughput", "idle", "resume-storm", "hot-channel"] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export type FanoutMode = "acked" | "rate";
@@ -23,6 +35,12 @@ export interface ScenarioParams {
   rate: number;
   /** "acked" mode: publishes in flight, each waiting for its 201 before its lane sends the next. */
   ackedInFlight: number;
+  /** hot-channel: subscriber counts, one case each (and per mode), on every shard count. */
+  hotSubs: number[];
+  /** hot-channel: deliveries per case (messages = this ÷ subscribers) … */
+  hotDeliveries: number;
+  /** … and deliveries/s in "rate" mode (messages/s = this ÷ subscribers). */
+  hotRate: number;
   /** many-channels: channels × subscribers per channel, messages per channel. */
   channels: number;
   subsPerChannel: number;
@@ -53,6 +71,9 @@ export const DEFAULT_PARAMS: ScenarioParams = {
   modes: ["acked", "rate"],
   rate: 50,
   ackedInFlight: 8,
+  hotSubs: [1000, 5000],
+  hotDeliveries: 200_000,
+  hotRate: 20_000,
   channels: 500,
   subsPerChannel: 2,
   messagesPerChannel: 10,
@@ -113,6 +134,23 @@ export interface IdleDetail {
   broadcastMs: number | null;
 }
 
+/** What the room itself did per publish (hot-channel), from Edge Relay's channel info before and after the load. */
+export interface RoomWork {
+  /** Objects the channel's subscribers sit on: 1 is the room alone, more are shards following it. */
+  shards: number;
+  /** Shards following the room at the end of the load. */
+  following: number;
+  /** "sends": the room handed each message to each of its own subscribers; "calls": it pushed messages to shards. */
+  unit: "sends" | "calls";
+  /** Sends, or push calls, per acknowledged publish. */
+  perPublish: number;
+  /**
+   * CPU time of the Worker's whole workerd process (the Worker, the room, the shards: locally one
+   * thread runs every Durable Object) over the load window, ms per acknowledged publish.
+   */
+  workerCpuMsPerPublish: number | null;
+}
+
 export interface Row extends DeliveryTally {
   scenario: ScenarioName;
   case: string;
@@ -141,6 +179,7 @@ export interface Row extends DeliveryTally {
   peakRssProxyMB: number | null;
   cpu: CpuSummary;
   idle?: IdleDetail;
+  roomWork?: RoomWork;
   /** Which repetition this row is (1-based). */
   rep: number;
   /** With --repeat: this row is the median one of `n`; the headline metric ranged over min–max. */
@@ -338,14 +377,70 @@ function baseRow(
 
 // ---------------------------------------------------------------------------------------------
 // fanout-ws / fanout-sse: 1 publisher → N subscribers on one channel
+// hot-channel: the same over WebSocket, on a channel the system serves through 1 or N shards
 
-export async function fanout(ctx: ScenarioContext, transport: Transport, mode: FanoutMode): Promise<Row> {
-  const { subs, messages, size, rate, ackedInFlight, timeoutMs } = ctx.params;
-  const scenario: ScenarioName = transport === "ws" ? "fanout-ws" : "fanout-sse";
-  const kase = mode === "acked" ? "acked" : `rate ${rate}/s`;
+export function fanout(ctx: ScenarioContext, transport: Transport, mode: FanoutMode): Promise<Row> {
+  const { subs, messages, rate } = ctx.params;
+  return fanoutCase(ctx, transport, mode, {
+    scenario: transport === "ws" ? "fanout-ws" : "fanout-sse",
+    kase: modeLabel(mode, rate),
+    subs,
+    messages,
+    rate,
+    channel: `fanout-${transport}`,
+    roomWork: false,
+  });
+}
+
+export function hotChannel(ctx: ScenarioContext, subs: number, mode: FanoutMode): Promise<Row> {
+  return fanoutCase(ctx, "ws", mode, {
+    scenario: "hot-channel",
+    kase: hotChannelCase(ctx.params, subs, mode),
+    subs,
+    ...hotLoad(ctx.params, subs),
+    channel: HOT_CHANNEL_PREFIX,
+    roomWork: true,
+  });
+}
+
+/** A hot-channel case's name; it starts with the mode, as fanout's do ("rate …" rows are compared by latency). */
+export function hotChannelCase(params: ScenarioParams, subs: number, mode: FanoutMode): string {
+  return `${modeLabel(mode, hotLoad(params, subs).rate)}, ${subs} subs`;
+}
+
+/**
+ * The hot-channel load at `subs` subscribers: the same deliveries per case (`hotDeliveries`) and,
+ * in "rate" mode, per second (`hotRate`) at every size, so only the width of the fan-out changes.
+ */
+function hotLoad(params: ScenarioParams, subs: number): { messages: number; rate: number } {
+  const width = Math.max(1, subs);
+  return { messages: Math.max(1, Math.round(params.hotDeliveries / width)), rate: round2(params.hotRate / width) };
+}
+
+function modeLabel(mode: FanoutMode, rate: number): string {
+  return mode === "acked" ? "acked" : `rate ${rate}/s`;
+}
+
+/** One fan-out measurement: what it reports as, how many subscribers and messages, on which channel. */
+interface FanoutShape {
+  scenario: ScenarioName;
+  kase: string;
+  subs: number;
+  messages: number;
+  /** Messages/s in "rate" mode. */
+  rate: number;
+  /** The channel name's prefix (the hot systems serve `bench-hot-*` through their shards). */
+  channel: string;
+  /** Also read what the room did per publish from channel info (Edge Relay only). */
+  roomWork: boolean;
+}
+
+async function fanoutCase(ctx: ScenarioContext, transport: Transport, mode: FanoutMode, shape: FanoutShape): Promise<Row> {
+  const { size, ackedInFlight, timeoutMs } = ctx.params;
+  const { scenario, kase, subs, messages } = shape;
   const label = `${ctx.system.name} ${scenario} ${kase}`;
   const meter = new Meter(ctx.system);
-  const channel = channelName(ctx, `fanout-${transport}`);
+  const channel = channelName(ctx, shape.channel);
   const deliveries = new Deliveries();
 
   const { subscribers, stats: connect } = await connectMany(
@@ -358,6 +453,9 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
 
   const publisher = new Publisher(mode === "acked" ? ackedInFlight : 512);
   const url = ctx.system.urls(channel).publish;
+  const infoUrl = ctx.system.urls(channel).info;
+  if (shape.roomWork && !infoUrl) throw new Error(`${ctx.system.name} has no channel info to read the room's work from`);
+  const infoBefore = shape.roomWork && infoUrl ? await channelInfo(infoUrl) : undefined;
   const results: Array<PublishResult | undefined> = new Array(messages + 1);
   const ackedSeqs: number[] = [];
   const onResult = (seq: number, r: PublishResult): void => {
@@ -375,7 +473,7 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
     });
   } else {
     const inflight: Array<Promise<void>> = [];
-    const interval = 1000 / rate;
+    const interval = 1000 / shape.rate;
     for (let seq = 1; seq <= messages; seq++) {
       const wait = started + (seq - 1) * interval - performance.now();
       if (wait > 0) await sleep(wait);
@@ -395,6 +493,7 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
   meter.end();
   await sleep(300); // duplicates or stragglers would arrive right behind
   publisher.close();
+  const infoAfter = infoBefore && infoUrl ? await channelInfo(infoUrl) : undefined;
 
   const t = tally(subscribers, () => ackedSeqs);
   const failure = publishFailure(results);
@@ -419,6 +518,13 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
     connect,
     ...meter.finish(),
   };
+  if (infoBefore && infoAfter) {
+    row.roomWork = roomWork(infoBefore, infoAfter, row);
+    if (row.roomWork.unit === "sends" && Math.round(row.roomWork.perPublish) !== row.subscribers)
+      row.notes.push(`the room handed ${row.roomWork.perPublish} messages per publish to ${row.subscribers} subscribers`);
+    if (row.roomWork.shards > 1 && row.roomWork.following < row.roomWork.shards)
+      row.notes.push(`only ${row.roomWork.following} of ${row.roomWork.shards} shards followed the room`);
+  }
   if (mode === "acked") row.notes.push(`${ackedInFlight} publishes in flight`);
   if (!complete) row.notes.push(`timed out after ${timeoutMs} ms waiting for deliveries`);
   if (connect.failed) row.notes.push(`${connect.failed} subscribers failed to connect (${connect.firstError})`);
@@ -426,6 +532,24 @@ export async function fanout(ctx: ScenarioContext, transport: Transport, mode: F
   closeAll(subscribers);
   await sleep(1000);
   return row;
+}
+
+/**
+ * The room's work per publish between two reads of channel info: a channel served through shards
+ * costs the room its push calls (what piled up goes in one call per shard); one it serves alone, a
+ * send per subscriber (its delivery counter). CPU is the whole workerd process: one thread runs
+ * every Durable Object here, so the room's share cannot be told apart.
+ */
+function roomWork(before: ChannelInfo, after: ChannelInfo, row: Row): RoomWork {
+  const publishes = Math.max(1, row.acked);
+  const cpuMs = row.cpu.windowMs >= 1000 ? round2((row.cpu.worker / 100) * row.cpu.windowMs) : null;
+  const common = { workerCpuMsPerPublish: cpuMs === null ? null : round2(cpuMs / publishes) };
+  if (after.fanout) {
+    const calls = after.fanout.pushes - (before.fanout?.pushes ?? 0);
+    return { shards: after.fanout.shards, following: after.fanout.following, unit: "calls", perPublish: round2(calls / publishes), ...common };
+  }
+  const sends = after.counters.delivered - before.counters.delivered;
+  return { shards: 1, following: 0, unit: "sends", perPublish: round2(sends / publishes), ...common };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ const BASELINES = join(ROOT, "bench/baselines");
 /**
  * "edge-relay-batch": Edge Relay with WebSocket subscribers that take batch frames (`?frames=batch`,
  * what the SDK asks for), in a process of its own. "edge-relay-base": a second Edge Relay from
- * another checkout (`compareRoot`), to A/B a change in one run.
+ * another checkout (`compareRoot`), to A/B a change in one run. "edge-relay-hot1" / "edge-relay-hot8":
+ * the hot-channel scenario's channel served by the room alone or through 8 shards (`hotShards`).
  */
-export const SYSTEM_NAMES = ["edge-relay", "edge-relay-batch", "partyserver", "node-ws", "edge-relay-base"] as const;
+export const SYSTEM_NAMES = ["edge-relay", "edge-relay-batch", "partyserver", "node-ws", "edge-relay-base", "edge-relay-hot1", "edge-relay-hot8"] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 export type Transport = "ws" | "sse";
 
@@ -30,6 +31,8 @@ export interface SystemUrls {
   publish: string;
   ws: string;
   sse: string;
+  /** Channel info (`GET /v1/channels/{c}`), where the relay has it. */
+  info?: string;
 }
 
 interface SystemSpec {
@@ -40,11 +43,24 @@ interface SystemSpec {
   workerd: boolean;
   command(port: number, stateDir: string, options: StartOptions): { args: string[]; cwd: string };
   urls(base: string, channel: string): SystemUrls;
+  /** Worker vars this system always runs with (the run's own `--var`s go on top; startSystem merges them). */
+  vars?: Record<string, string>;
+  /**
+   * Set on the systems the hot-channel scenario compares, and only there: how many objects serve
+   * its channels (1: the room alone; N: HOT_CHANNELS at N shards).
+   */
+  hotShards?: number;
 }
 
 const v1Urls = (base: string, channel: string): SystemUrls => {
   const c = `${base}/v1/channels/${encodeURIComponent(channel)}`;
-  return { publish: `${c}/messages`, ws: `${c.replace(/^http/, "ws")}/ws`, sse: `${c}/events` };
+  return { publish: `${c}/messages`, ws: `${c.replace(/^http/, "ws")}/ws`, sse: `${c}/events`, info: c };
+};
+
+/** The SDK's mode: WebSocket subscribers take batch frames. */
+const batchUrls = (base: string, channel: string): SystemUrls => {
+  const urls = v1Urls(base, channel);
+  return { ...urls, ws: `${urls.ws}?frames=batch` };
 };
 
 const relayCommand =
@@ -67,6 +83,29 @@ const relayCommand =
     };
   };
 
+/** The hot-channel scenario names its channels `${HOT_CHANNEL_PREFIX}-…`; the hot systems configure that pattern. */
+export const HOT_CHANNEL_PREFIX = "bench-hot";
+
+/**
+ * Edge Relay with the hot-channel scenario's channels served by `shards` objects: `HOT_CHANNELS`
+ * names them (at 1 shard the rule keeps them in the room alone), `FANOUT_AFTER=0` keeps the relay
+ * from spreading a big channel by itself, so the shard count is the only difference. WebSocket
+ * subscribers take batch frames, as the SDK's do.
+ */
+function hotRelay(name: SystemName, shards: number): SystemSpec {
+  const vars = { HOT_CHANNELS: `${HOT_CHANNEL_PREFIX}-*:${shards}`, FANOUT_AFTER: "0" };
+  return {
+    name,
+    description: `Edge Relay as edge-relay-batch, the hot-channel scenario's channels ${shards === 1 ? "in the room alone" : `through ${shards} shards`}`,
+    transports: ["ws"],
+    workerd: true,
+    command: relayCommand((options) => options.relayRoot ?? ROOT),
+    urls: batchUrls,
+    vars,
+    hotShards: shards,
+  };
+}
+
 export const SYSTEMS: Record<SystemName, SystemSpec> = {
   "edge-relay": {
     name: "edge-relay",
@@ -82,10 +121,7 @@ export const SYSTEMS: Record<SystemName, SystemSpec> = {
     transports: ["ws"],
     workerd: true,
     command: relayCommand((options) => options.relayRoot ?? ROOT),
-    urls: (base, channel) => {
-      const urls = v1Urls(base, channel);
-      return { ...urls, ws: `${urls.ws}?frames=batch` };
-    },
+    urls: batchUrls,
   },
   partyserver: {
     name: "partyserver",
@@ -120,6 +156,8 @@ export const SYSTEMS: Record<SystemName, SystemSpec> = {
     }),
     urls: v1Urls,
   },
+  "edge-relay-hot1": hotRelay("edge-relay-hot1", 1),
+  "edge-relay-hot8": hotRelay("edge-relay-hot8", 8),
 };
 
 /**
@@ -173,6 +211,12 @@ export interface RunningSystem {
    * source or dependency changes), finds the new port. Resolves with whether it had restarted.
    */
   ensureUp(): Promise<boolean>;
+  /**
+   * Resolves once the system answers /healthz within QUIET_MS, i.e. it has worked off what the
+   * last case left behind (thousands of closes take workerd seconds), or after `timeoutMs`; with
+   * whether it got there.
+   */
+  quiet(timeoutMs?: number): Promise<boolean>;
   /** Last lines of the system's own output (stdout and stderr). */
   logTail(): string;
   logFile: string;
@@ -213,7 +257,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const spec = SYSTEMS[name];
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
-  const { args, cwd } = spec.command(port, stateDir, options);
+  const { args, cwd } = spec.command(port, stateDir, { ...options, vars: { ...spec.vars, ...options.vars } });
   const logFile = join(options.logDir, `${name}-${port}.log`);
   const log = createWriteStream(logFile);
   let tail = "";
@@ -264,11 +308,13 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     let base = publicBase;
     let pathLabel = `node process port ${port}`;
     let workerPid = pid;
+    let workerPort = port;
     let proxyPid: number | undefined;
     if (spec.workerd) {
       const found = await findWorkerdPorts(pid, port);
       proxyPid = found.proxyPid;
       workerPid = found.workerPid;
+      workerPort = found.workerPort;
       if ((options.path ?? "direct") === "direct") {
         base = `http://127.0.0.1:${found.workerPort}`;
         pathLabel = `Worker's own workerd port ${found.workerPort} (direct; wrangler's proxy on ${port} bypassed)`;
@@ -291,15 +337,30 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
         if (exited) throw new Error(`${name} exited`);
         if (!spec.workerd) return false;
         if (processInfo(system.workerPid) && (await healthy(system.base))) return false;
+        // The same process still listening where it did is busy, not restarted: wait for it.
+        if (processInfo(system.workerPid) && listeningPorts(system.workerPid).includes(workerPort)) {
+          await waitForHealth(system.base, 120_000, () => exited);
+          return false;
+        }
         const found = await findWorkerdPorts(pid, port);
         system.workerPid = found.workerPid;
         system.proxyPid = found.proxyPid;
+        workerPort = found.workerPort;
         if ((options.path ?? "direct") === "direct") {
           system.base = `http://127.0.0.1:${found.workerPort}`;
           system.pathLabel = `Worker's own workerd port ${found.workerPort} (direct; wrangler's proxy on ${port} bypassed)`;
         }
         await waitForHealth(system.base, 30_000, () => exited);
         return true;
+      },
+      quiet: async (timeoutMs = 120_000) => {
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+          const started = performance.now();
+          if ((await healthy(system.base, 10_000)) && performance.now() - started < QUIET_MS) return true;
+          await sleep(250);
+        }
+        return false;
       },
       logTail: () => tail,
       logFile,
@@ -338,9 +399,12 @@ async function findWorkerdPorts(leader: number, publicPort: number): Promise<{ p
   throw new Error(`could not find the Worker's own workerd port (${seen})`);
 }
 
-async function healthy(base: string): Promise<boolean> {
+/** A /healthz answer this fast says the system has nothing queued. */
+const QUIET_MS = 250;
+
+async function healthy(base: string, timeoutMs = 2_000): Promise<boolean> {
   try {
-    const response = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    const response = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     await response.body?.cancel();
     return response.status === 200;
   } catch {
