@@ -1,8 +1,9 @@
+import { RelayError } from "../protocol/errors";
 import type { PresenceFrame, PresenceMember } from "../protocol/frames";
 import type { MessageId } from "../protocol/ids";
 import { Broadcaster } from "../room/broadcaster";
 import type { ConnectParams, ShardPlace } from "../room/connect-request";
-import type { StoredMessage } from "../room/message-store";
+import type { StoredMessage } from "../room/message-log";
 import type { DeliveryCounts } from "../room/observers";
 import { store } from "../room/publish";
 import type { PublishInput, StoredPage, SubscriberCounts } from "../room/room";
@@ -10,6 +11,7 @@ import { roomOf } from "../room/stub";
 import { type HistoryFill, ShardFeed } from "./feed";
 import { FanoutSender } from "./sender";
 import type { FanoutPush, PushAnswer } from "./stub";
+import { MessageWindow } from "./window";
 
 /** What a shard tells its room about its subscribers (channel info, presence, the connection limiter). */
 export interface ShardCensus extends DeliveryCounts {
@@ -24,22 +26,27 @@ export interface ShardCensus extends DeliveryCounts {
 const READ_PAGE = 1000;
 /** A publisher on a shard is acknowledged once its message went out here, or after this long anyway. */
 const ACK_WAIT_MS = 10_000;
+/** A shard writes its position down once no message has come for this long (well before it could hibernate). */
+const QUIET_MS = 1000;
+/** The most characters of message data a shard keeps in memory to replay from (besides HISTORY_LIMIT). */
+const WINDOW_MAX_CHARS = 8 * 1024 * 1024;
 
 /**
  * One shard of a hot channel: holds a share of its subscribers exactly as the room holds its own
  * (Broadcaster), and follows the room instead of storing anything of its own. On its first
  * subscriber it attaches to the room, which from then on pushes every message it stores; the
- * ShardFeed turns pushes into each id once, in order, filling holes from the room's history. Each
- * message is kept in the shard's replica (its SQLite, HISTORY_LIMIT deep) before it goes out, so
- * subscribers resume from the shard, also after it was evicted; a resume from before what the
- * replica holds reads the room's history once, for everyone resuming from there. A shard whose
- * subscribers have all left answers the next push so, and the room lets it go.
+ * ShardFeed turns pushes into each id once, in order, filling holes from the room's history.
+ * Recent messages stay in memory (MessageWindow), so subscribers resume from the shard; a resume
+ * from before what it holds reads the room's history once, for everyone resuming from there. A
+ * shard writes no storage row per message (its writes would multiply by the shard count): only
+ * where its subscribers are (`position`), once it falls quiet, which is before it can hibernate.
+ * A shard whose subscribers have all left answers the next push so, and the room lets it go.
  */
 export class Shard extends Broadcaster {
   /** The attachment this shard follows the room under; undefined while it does not follow. */
   #epoch: string | undefined;
-  /** The replica holds every message the room still serves after this id. */
-  #floor: number;
+  /** The messages subscribers here are replayed from; its last id is the last one delivered here. */
+  #window: MessageWindow;
   #feed: ShardFeed<StoredMessage> | undefined;
   #attaching: Promise<void> | undefined;
   /** Pushes that came while it attached: after what the room answered, they go through the feed. */
@@ -53,14 +60,20 @@ export class Shard extends Broadcaster {
   readonly #awaitingDelivery = new Map<number, Array<() => void>>();
   /** Joins and leaves here, for the room to pass on; one call in flight. */
   readonly #presenceOut: FanoutSender<PresenceFrame>;
+  /** Writes the position down once no message has come for QUIET_MS. */
+  #quiet: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, { role: "shard" });
     this.#epoch = (this.store.getMeta("epoch") as string | null | undefined) ?? undefined;
-    this.#floor = Number(this.store.getMeta("floor") ?? this.store.lastSeq);
+    this.#window = this.#newWindow(Number(this.store.getMeta("position") ?? 0));
     const index = this.store.getMeta("shard_index");
     if (index !== undefined) this.#place = { index: Number(index), count: Number(this.store.getMeta("shard_count") ?? 1) };
-    if (this.#epoch !== undefined) this.#feed = this.#newFeed(this.store.lastSeq);
+    // Woken from hibernation, its sockets still here: it fell quiet first, so its position is written
+    // down exactly. Restarted without them: nobody is owed anything, and it attaches afresh when
+    // someone comes.
+    if (this.#epoch !== undefined && ctx.getWebSockets().length > 0) this.#feed = this.#newFeed(this.#window.lastSeq);
+    else if (this.#epoch !== undefined) this.#stopFollowing();
     this.#presenceOut = new FanoutSender((_, frames) => this.#room().shardPresence(this.channelName(), this.#index(), frames));
   }
 
@@ -111,12 +124,25 @@ export class Shard extends Broadcaster {
     this.#arriving += 1;
     try {
       await this.#follow();
-      const lastSeq = this.store.lastSeq;
+      const lastSeq = this.#window.lastSeq;
       const from = params.since ?? (params.rewind ? Math.max(0, lastSeq - params.rewind) : undefined);
-      if (from !== undefined) await this.#reachBack(Math.min(from, lastSeq));
+      if (from === undefined) return;
+      // A subscriber that saw more on another shard than this one has delivered yet: catch up first,
+      // or it would be sent again what it has.
+      if (from > lastSeq) return await this.#catchUpTo(from);
+      const since = from;
+      // Messages delivered meanwhile may push old ones out of a full window: then read again.
+      for (let tries = 0; !this.#window.covers(since); tries++) {
+        if (tries === 3) throw new RelayError("unavailable", "The channel is busy; retry after Retry-After seconds.", { headers: { "Retry-After": "1" } });
+        await this.#reachBack(since);
+      }
     } finally {
       this.#arriving -= 1;
     }
+  }
+
+  protected get log(): MessageWindow {
+    return this.#window;
   }
 
   protected async storeFromSocket(input: PublishInput): Promise<MessageId | undefined> {
@@ -131,7 +157,8 @@ export class Shard extends Broadcaster {
 
   /** What the room hears back from a push: the subscribers here, and what they were sent since the last answer. */
   #answer(epoch: string | undefined): PushAnswer {
-    return { subscribers: this.subscriberCount, epoch, ...this.observers.report() };
+    // Newcomers still on their way in count too: the room must not let the shard go under them.
+    return { subscribers: this.subscriberCount + this.#arriving, epoch, ...this.observers.report() };
   }
 
   /** Attaches to the room, once, if it does not follow it yet. */
@@ -140,12 +167,11 @@ export class Shard extends Broadcaster {
     this.#attaching ??= this.#room()
       .attachShard(this.channelName(), this.#index())
       .then(({ lastSeq, epoch }) => {
-        // What the replica held before no longer joins up with what comes next; nobody here needs it.
-        if (this.store.lastSeq !== lastSeq) this.store.restartAt(lastSeq);
-        this.#floor = lastSeq;
+        // Whatever it held before no longer joins up with what comes next; nobody here needs it.
+        this.#window = this.#newWindow(lastSeq);
         this.#epoch = epoch;
         this.store.setMeta("epoch", epoch);
-        this.store.setMeta("floor", lastSeq);
+        this.store.setMeta("position", lastSeq);
         this.#feed = this.#newFeed(lastSeq);
         for (const push of this.#early.splice(0)) {
           this.#feed.push(push.messages, push.stored);
@@ -165,21 +191,30 @@ export class Shard extends Broadcaster {
     this.store.setMeta("epoch", null);
   }
 
-  /** Makes the replica hold every message the room serves after `since`, reading the room's history once. */
+  /** Reads what the room stored after this shard's position, up to `seq`, and delivers it (once, in order, as any fill). */
+  async #catchUpTo(seq: number): Promise<void> {
+    const after = this.#window.lastSeq;
+    const page = await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, seq - after));
+    this.#feed?.push(page.messages.filter((message) => message.seq <= seq));
+    await this.#feed?.settled();
+  }
+
+  /** Makes the window hold every message the room serves after `since`, reading the room's history once. */
   #reachBack(since: number): Promise<void> {
     const reach = this.#reachingBack.then(async () => {
-      const floor = this.#floor;
+      const floor = this.#window.floor;
+      const older: StoredMessage[] = [];
       let after = since;
       while (after < floor) {
         const page = await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, floor - after));
-        const older = page.messages.filter((message) => message.seq <= floor);
-        this.store.copy(older, this.config.historyLimit);
-        const last = older.at(-1)?.seq;
+        const read = page.messages.filter((message) => message.seq <= floor);
+        older.push(...read);
+        const last = read.at(-1)?.seq;
         if (last === undefined) break;
         after = last;
       }
-      this.#floor = Math.min(this.#floor, since);
-      this.store.setMeta("floor", this.#floor);
+      // A window that was started afresh meanwhile (attached again) starts after all of this.
+      if (this.#window.floor === floor) this.#window.reachBack(since, older);
     });
     this.#reachingBack = reach.catch(() => {});
     return reach;
@@ -189,18 +224,38 @@ export class Shard extends Broadcaster {
     return new ShardFeed<StoredMessage>({
       position,
       deliver: (messages) => {
-        this.store.copy(messages, this.config.historyLimit);
+        // What a socket is being replayed page by page must stay until it has read it.
+        this.#window.append(messages, this.replaying);
         for (const message of messages) this.deliver(message);
         this.#acknowledgeThrough(messages.at(-1)!.seq);
+        this.#writePositionWhenQuiet();
       },
       deliverGap: ({ after, oldest }) => {
-        this.store.skipThrough(oldest - 1);
+        this.#window.skipThrough(oldest - 1);
         this.deliverGap(after, oldest);
         this.#acknowledgeThrough(oldest - 1);
+        this.#writePositionWhenQuiet();
       },
       fetchHistory: async (after, through) =>
         fillFrom(await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, through - after)), after, through),
     });
+  }
+
+  #newWindow(lastSeq: number): MessageWindow {
+    return new MessageWindow(lastSeq, { maxMessages: this.config.historyLimit, maxChars: WINDOW_MAX_CHARS });
+  }
+
+  /**
+   * Writes down the last id delivered here once no message has come for QUIET_MS. A shard only
+   * hibernates after some seconds without work, so its position is written before it can; a
+   * restart without hibernating drops its subscribers' connections, and they resume from their own.
+   */
+  #writePositionWhenQuiet(): void {
+    if (this.#quiet !== undefined) clearTimeout(this.#quiet);
+    this.#quiet = setTimeout(() => {
+      this.#quiet = undefined;
+      this.store.setMeta("position", this.#window.lastSeq);
+    }, QUIET_MS);
   }
 
   /** Resolves once message `seq` went out here (at once if it already did), or after ACK_WAIT_MS. */

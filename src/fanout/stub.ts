@@ -1,5 +1,5 @@
 import type { PresenceFrame } from "../protocol/frames";
-import type { StoredMessage } from "../room/message-store";
+import type { StoredMessage } from "../room/message-log";
 import type { DeliveryCounts } from "../room/observers";
 
 /** Shard `index` of a hot channel; channel names hold no `/`, so no room is ever named like a shard. */

@@ -24,7 +24,8 @@ import { TRANSPORTS, type Transport } from "../protocol/transports";
 import { SSEStreams } from "../sse/room-streams";
 import { MessageBatcher } from "./batcher";
 import { type ConnectParams, readConnectRequest } from "./connect-request";
-import { MessageStore, type StoredMessage } from "./message-store";
+import type { MessageLog, StoredMessage } from "./message-log";
+import { MessageStore } from "./message-store";
 import { RoomObservers } from "./observers";
 import { admitPublish, socketPublisher } from "./publish";
 import { PublishQueue } from "./publish-queue";
@@ -51,6 +52,7 @@ const REPLAY_KEEP_CHARS = 256 * 1024;
  */
 export abstract class Broadcaster extends DurableObject<Env> {
   protected readonly config: RelayConfig;
+  /** The object's storage: settings and state it keeps, and in a room the channel's messages. */
   protected readonly store: MessageStore;
   protected readonly observers: RoomObservers;
   #channel: string | undefined;
@@ -117,7 +119,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
         this.#batcher.flush();
         return readReplayPage(this.#replayReader(), subscriberFormats.json, since, { batchMaxBytes: this.#batchMaxBytesOf(ws) });
       },
-      lastSeq: () => this.store.lastSeq,
+      lastSeq: () => this.log.lastSeq,
       started: (ws, first) => {
         this.#sockets.setCatchingUp(ws, true);
         if (first) this.store.setMeta("catching_up", 1);
@@ -155,6 +157,14 @@ export abstract class Broadcaster extends DurableObject<Env> {
   /** Subscribers held here, of every kind. */
   protected get subscriberCount(): number {
     return this.#sets.reduce((sum, set) => sum + set.size, 0);
+  }
+
+  /** Where subscribers are replayed from: the channel's log in a room, a shard's recent window. */
+  protected abstract get log(): MessageLog;
+
+  /** Some socket is being sent its replay page by page (what it reads must stay in `log` meanwhile). */
+  protected get replaying(): boolean {
+    return this.#catchUp.active;
   }
 
   /** The most subscribers this object holds. */
@@ -285,7 +295,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     const now = Date.now();
-    this.store.pruneOlderThan(now - this.config.historyTtlSeconds * 1000);
+    this.log.pruneOlderThan(now - this.config.historyTtlSeconds * 1000);
     this.#lastReplay = undefined;
     for (const set of this.#sets) set.endExpired(now);
     for (const ws of this.#sockets.all()) {
@@ -386,7 +396,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
 
   /** Sends a newcomer its greeting, then what it missed after `since`; `socket` when it is one (its replay may then take several tasks). */
   #greet(send: (text: string) => boolean, format: SubscriberFormat, params: ConnectParams, socket?: WebSocket): void {
-    const lastSeq = this.store.lastSeq;
+    const lastSeq = this.log.lastSeq;
     const since = params.since ?? this.#rewindStart(params.rewind);
     const greeting = format.subscribed({ type: ServerFrameType.Subscribed, channel: params.channel, lastId: formatId(lastSeq) }, since ?? lastSeq);
     if (greeting !== undefined) send(greeting);
@@ -396,8 +406,8 @@ export abstract class Broadcaster extends DurableObject<Env> {
   /** Where `rewind=N` starts: N messages back, but never before the oldest retained one (a rewind reports no gap). */
   #rewindStart(rewind: number | undefined): number | undefined {
     if (!rewind) return undefined;
-    const lastSeq = this.store.lastSeq;
-    const oldest = this.store.oldestSeq(this.notBefore()) ?? lastSeq + 1;
+    const lastSeq = this.log.lastSeq;
+    const oldest = this.log.oldestSeq(this.notBefore()) ?? lastSeq + 1;
     return Math.max(lastSeq - rewind, oldest - 1);
   }
 
@@ -408,7 +418,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
    * falls SSE_BUFFER_BYTES behind (its stream then ends and it resumes from there).
    */
   #replay(send: (text: string) => boolean, format: SubscriberFormat, since: number, socket: WebSocket | undefined, batch: boolean): void {
-    const lastSeq = this.store.lastSeq;
+    const lastSeq = this.log.lastSeq;
     if (since >= lastSeq) return;
     const now = Date.now();
     const last = this.#lastReplay;
@@ -443,7 +453,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
 
   #replayReader(): ReplayReader {
     return {
-      store: this.store,
+      log: this.log,
       channel: this.channelName(),
       notBefore: this.notBefore(),
       maxMessages: this.config.historyLimit,
@@ -495,7 +505,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
   }
 
   protected oldestId(notBefore: number): MessageId | null {
-    const oldest = this.store.oldestSeq(notBefore);
+    const oldest = this.log.oldestSeq(notBefore);
     return oldest === null ? null : formatId(oldest);
   }
 
@@ -507,7 +517,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
   }
 
   #scheduleNextAlarm(): void {
-    const oldest = this.store.oldestTs();
+    const oldest = this.log.oldestTs();
     if (oldest !== null) this.scheduleAlarm(oldest + this.config.historyTtlSeconds * 1000);
     for (const { deadline } of this.#everyone()) if (deadline !== undefined) this.scheduleAlarm(deadline);
     const now = Date.now();

@@ -1,11 +1,4 @@
-/** A message as the room stores it; `seq` is its id as a number. */
-export interface StoredMessage {
-  seq: number;
-  event: string;
-  data: string;
-  encoding: "base64" | null;
-  ts: number;
-}
+import type { MessageLog, StoredMessage } from "./message-log";
 
 export interface NewMessage {
   event: string;
@@ -35,7 +28,7 @@ type MessageRow = StoredMessage & Record<string, SqlStorageValue>;
  * messages and their idempotency keys. Every method is synchronous, so a caller that does not
  * `await` in between sees and changes the channel atomically.
  */
-export class MessageStore {
+export class MessageStore implements MessageLog {
   readonly #storage: DurableObjectStorage;
   readonly #sql: SqlStorage;
   #lastSeq: number;
@@ -44,9 +37,7 @@ export class MessageStore {
     this.#storage = storage;
     this.#sql = storage.sql;
     this.#sql.exec(SCHEMA);
-    // A replica's last id is its newest message's (copy() writes no counter); a room's may be past every retained one.
-    const newest = this.#sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM messages").one().seq ?? 0;
-    this.#lastSeq = Math.max(Number(this.getMeta("last_seq") ?? 0), newest);
+    this.#lastSeq = Number(this.getMeta("last_seq") ?? 0);
   }
 
   /** The id of the last message ever stored; pruning never lowers it. */
@@ -82,40 +73,6 @@ export class MessageStore {
     });
   }
 
-  /**
-   * Copies messages the room stored, with their ids, into a shard's replica (new ones above the last
-   * id, or older ones it reached back for), keeping at most `limit`. One row written per message:
-   * the last id is the newest message's, not a counter of its own.
-   */
-  copy(messages: readonly StoredMessage[], limit: number): void {
-    if (messages.length === 0) return;
-    this.#storage.transactionSync(() => {
-      for (const m of messages) {
-        this.#sql.exec("INSERT OR IGNORE INTO messages (seq, event, data, encoding, ts) VALUES (?, ?, ?, ?, ?)", m.seq, m.event, m.data, m.encoding, m.ts);
-      }
-      this.#lastSeq = Math.max(this.#lastSeq, messages.at(-1)!.seq);
-      if (this.#lastSeq > limit) this.#sql.exec("DELETE FROM messages WHERE seq <= ?", this.#lastSeq - limit);
-    });
-  }
-
-  /** Empties a replica and starts it at `lastSeq`: what it held no longer joins up with what comes next. */
-  restartAt(lastSeq: number): void {
-    this.#storage.transactionSync(() => {
-      this.#sql.exec("DELETE FROM messages");
-      this.setMeta("last_seq", lastSeq);
-      this.#lastSeq = lastSeq;
-    });
-  }
-
-  /** Drops the messages up to `seq` and moves the last id there (a replica told of a gap: what is before it no longer joins up). */
-  skipThrough(seq: number): void {
-    this.#storage.transactionSync(() => {
-      this.#sql.exec("DELETE FROM messages WHERE seq <= ?", seq);
-      if (seq > this.#lastSeq) this.setMeta("last_seq", seq);
-      this.#lastSeq = Math.max(this.#lastSeq, seq);
-    });
-  }
-
   /** The retained message published with this idempotency key, if any. */
   findByIdempotencyKey(key: string, notBefore: number): StoredMessage | undefined {
     return this.#sql
@@ -145,8 +102,8 @@ export class MessageStore {
     );
   }
 
-  /** Deletes the messages older than `notBefore`; the counter stays (written down, as a replica's newest message may go). */
+  /** Deletes the messages older than `notBefore`; the counter stays. */
   pruneOlderThan(notBefore: number): void {
-    if (this.#sql.exec("DELETE FROM messages WHERE ts < ?", notBefore).rowsWritten > 0) this.setMeta("last_seq", this.#lastSeq);
+    this.#sql.exec("DELETE FROM messages WHERE ts < ?", notBefore);
   }
 }

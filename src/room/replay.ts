@@ -3,7 +3,7 @@ import { CloseCode } from "../protocol/close-codes";
 import type { Envelope } from "../protocol/envelope";
 import { type GapFrame, ServerFrameType } from "../protocol/frames";
 import { formatId } from "../protocol/ids";
-import type { MessageStore, StoredMessage } from "./message-store";
+import type { MessageLog, StoredMessage } from "./message-log";
 import { closeQuietly } from "./sockets";
 import type { SubscriberFormat } from "./subscriber-formats";
 
@@ -27,7 +27,7 @@ export interface ReplayPage {
 }
 
 export interface ReplayReader {
-  store: MessageStore;
+  log: MessageLog;
   channel: string;
   /** Messages older than this (ms since the epoch) are no longer served. */
   notBefore: number;
@@ -47,19 +47,19 @@ export function readReplayPage(
   since: number,
   { maxChars = REPLAY_PAGE_CHARS, batchMaxBytes }: { maxChars?: number; batchMaxBytes?: number } = {},
 ): ReplayPage {
-  const { store } = reader;
+  const { log } = reader;
   const frames: string[] = [];
   const messages: string[] = [];
   let until = since;
   let chars = 0;
-  const oldest = store.oldestSeq(reader.notBefore);
+  const oldest = log.oldestSeq(reader.notBefore);
   if (oldest === null || oldest > since + 1) {
-    const gap: GapFrame = { type: ServerFrameType.Gap, channel: reader.channel, after: formatId(since), oldest: formatId(oldest ?? store.lastSeq + 1) };
+    const gap: GapFrame = { type: ServerFrameType.Gap, channel: reader.channel, after: formatId(since), oldest: formatId(oldest ?? log.lastSeq + 1) };
     frames.push(format.gap(gap));
-    until = (oldest ?? store.lastSeq + 1) - 1;
+    until = (oldest ?? log.lastSeq + 1) - 1;
   }
   const gapped = frames.length > 0;
-  for (const stored of store.after(until, reader.maxMessages, reader.notBefore)) {
+  for (const stored of log.after(until, reader.maxMessages, reader.notBefore)) {
     const frame = format.message(reader.envelope(stored));
     messages.push(frame);
     chars += frame.length;
@@ -93,6 +93,11 @@ export class CatchUp {
 
   constructor(options: CatchUpOptions) {
     this.#options = options;
+  }
+
+  /** Some socket is being sent its replay. */
+  get active(): boolean {
+    return this.#sockets.size > 0;
   }
 
   has(ws: WebSocket): boolean {

@@ -9,7 +9,7 @@ import { formatId, type MessageId } from "../protocol/ids";
 import type { Transport } from "../protocol/transports";
 import { Broadcaster } from "./broadcaster";
 import type { ConnectParams } from "./connect-request";
-import type { StoredMessage } from "./message-store";
+import type { MessageLog, StoredMessage } from "./message-log";
 import type { ChannelCounters } from "./observers";
 import { ANSWER_MAX_CHARS } from "./replay";
 
@@ -173,6 +173,10 @@ export class Room extends Broadcaster {
     const notBefore = this.notBefore();
     const messages = this.#page(since, limit, notBefore, (stored) => stored.data.length);
     return { messages, lastSeq: this.store.lastSeq, oldestSeq: this.store.oldestSeq(notBefore) };
+  }
+
+  protected get log(): MessageLog {
+    return this.store;
   }
 
   protected override elsewhere(_params: ConnectParams): Response | undefined {

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { type FedMessage, type HistoryFill, ShardFeed } from "../../src/fanout/feed";
 import { FanoutSender } from "../../src/fanout/sender";
 import { autoShards, configuredShards, MAX_SHARDS, parseHotChannels, shardFor } from "../../src/fanout/settings";
+import { MessageWindow } from "../../src/fanout/window";
+import type { StoredMessage } from "../../src/room/message-log";
 
 const m = (seq: number): FedMessage => ({ seq });
 const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => m(from + i));
@@ -191,5 +193,63 @@ describe("FanoutSender: one call in flight per shard, what piles up goes togethe
     await sender.idle();
     expect(calls).toEqual([[1], [2]]);
     expect(sender.failures).toBe(1);
+  });
+});
+
+describe("MessageWindow: a shard's recent messages, in memory", () => {
+  const stored = (seq: number, data = "x", ts = 1000): StoredMessage => ({ seq, event: "message", data, encoding: null, ts });
+  const ids = (window: MessageWindow, since: number) => [...window.after(since, 100, 0)].map((m) => m.seq);
+
+  it("covers a resume from where it started on, and serves it in id order", () => {
+    const window = new MessageWindow(10, { maxMessages: 5, maxChars: 1000 });
+    expect(window.covers(9)).toBe(false);
+    window.append([stored(11), stored(12), stored(13)]);
+    expect(window.lastSeq).toBe(13);
+    expect(window.covers(10)).toBe(true);
+    expect(ids(window, 11)).toEqual([12, 13]);
+    expect(window.oldestSeq(0)).toBe(11);
+  });
+
+  it("drops the oldest past its limits, raising what it covers, but keeps them while a replay reads them", () => {
+    const window = new MessageWindow(0, { maxMessages: 3, maxChars: 1000 });
+    window.append([stored(1), stored(2), stored(3), stored(4)], true);
+    expect(ids(window, 0)).toEqual([1, 2, 3, 4]);
+    window.append([stored(5)]);
+    expect(ids(window, 0)).toEqual([3, 4, 5]);
+    expect(window.covers(1)).toBe(false);
+    expect(window.covers(2)).toBe(true);
+    const byChars = new MessageWindow(0, { maxMessages: 100, maxChars: 10 });
+    byChars.append([stored(1, "aaaaaa"), stored(2, "bbbbbb"), stored(3, "cccccccccccccccc")]);
+    // At least the newest stays, however large.
+    expect(ids(byChars, 0)).toEqual([3]);
+  });
+
+  it("reaches back with what the room served, and a gap the room's retention caused stays a gap", () => {
+    const window = new MessageWindow(10, { maxMessages: 100, maxChars: 1000 });
+    window.append([stored(11)]);
+    window.reachBack(5, [stored(7), stored(8), stored(9), stored(10), stored(11)]);
+    expect(window.covers(5)).toBe(true);
+    expect(ids(window, 5)).toEqual([7, 8, 9, 10, 11]);
+    // 6 is gone at the room too: a replay from 5 starts with a gap notice at 7.
+    expect(window.oldestSeq(0)).toBe(7);
+  });
+
+  it("after a gap, replays nothing from before it", () => {
+    const window = new MessageWindow(0, { maxMessages: 100, maxChars: 1000 });
+    window.append([stored(1), stored(2)]);
+    window.skipThrough(9);
+    expect(window.lastSeq).toBe(9);
+    expect(window.covers(2)).toBe(false);
+    window.append([stored(10)]);
+    expect(ids(window, 9)).toEqual([10]);
+  });
+
+  it("serves nothing older than the retention's time bound", () => {
+    const window = new MessageWindow(0, { maxMessages: 100, maxChars: 1000 });
+    window.append([stored(1, "x", 100), stored(2, "x", 200), stored(3, "x", 300)]);
+    expect([...window.after(0, 100, 200)].map((m) => m.seq)).toEqual([2, 3]);
+    window.pruneOlderThan(250);
+    expect(ids(window, 0)).toEqual([3]);
+    expect(window.oldestTs()).toBe(300);
   });
 });
