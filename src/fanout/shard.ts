@@ -130,11 +130,10 @@ export class Shard extends Broadcaster {
       // A subscriber that saw more on another shard than this one has delivered yet: catch up first,
       // or it would be sent again what it has.
       if (from > lastSeq) return await this.#catchUpTo(from);
-      const since = from;
       // Messages delivered meanwhile may push old ones out of a full window: then read again.
-      for (let tries = 0; !this.#window.covers(since); tries++) {
+      for (let tries = 0; !this.#window.covers(from); tries++) {
         if (tries === 3) throw new RelayError("unavailable", "The channel is busy; retry after Retry-After seconds.", { headers: { "Retry-After": "1" } });
-        await this.#reachBack(since);
+        await this.#reachBack(from);
       }
     } finally {
       this.#arriving -= 1;
