@@ -1,7 +1,7 @@
 import { tokenDeadlineMs } from "../auth/claims";
 import type { ConnectionLease } from "../limits/connections";
 import type { PresenceMember } from "../protocol/frames";
-import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
+import { FLUSH_MS, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
 
 /** One single-channel SSE subscriber, as its room knows it. */
 export interface SSESubscriber {
@@ -53,6 +53,8 @@ export class SSEStreams {
    */
   open(subscriber: SSESubscriber, write: (send: (text: string) => boolean) => void): Response {
     const stream = new SSEStream({
+      keepaliveSeconds: this.#options.keepaliveSeconds,
+      ownerKeepsAlive: true,
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
       onEnd: (ending) => {
@@ -67,7 +69,7 @@ export class SSEStreams {
     });
     if (stream.isOpen) {
       this.#streams.set(stream, subscriber);
-      this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
+      this.#keepalive ??= setInterval(() => this.#keepaliveAll(), keepaliveInterval(this.#options.keepaliveSeconds));
     }
     return stream.response;
   }
@@ -108,6 +110,13 @@ export class SSEStreams {
       written += 1;
     }
     return written;
+  }
+
+  /** One keep-alive for every stream, which also ends those whose client read nothing for half of KEEPALIVE_SECONDS. */
+  #keepaliveAll(): void {
+    const now = Date.now();
+    // A stream that ends leaves the map during the loop, which a Map allows.
+    for (const stream of this.#streams.keys()) stream.keepalive(now);
   }
 
   #watch(stream: SSEStream): void {
