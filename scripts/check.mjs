@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run check`: everything CI checks, in CI's order: format and lint (Biome), typecheck, the main
-// suite (npm test), and the browser suite (the fault suite runs on its own: npm run test:faults). Every step runs even when an earlier one
-// failed, so one run shows every problem; it ends with one closing line per test runner
-// ("LABEL: N passed, N failed, N skipped") and exits non-zero if any step failed.
+// suite (npm test), the browser suite, and the fault suite (npm run test:faults, a few minutes). Every
+// step runs even when an earlier one failed, so one run shows every problem; it ends with one closing
+// line per test runner ("LABEL: N passed, N failed, N skipped") and exits non-zero if any step failed.
 //
-//   node scripts/check.mjs [--only lint,typecheck,tests,browser]
+//   node scripts/check.mjs [--only lint,typecheck,tests,browser,faults]
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,7 @@ const steps = [
   { label: "typecheck", command: ["npm", "run", "--silent", "typecheck"] },
   vitest("tests"),
   vitest("browser", "test/browser/vitest.config.ts"),
+  vitest("faults", "test/faults/vitest.config.ts"),
 ];
 const only = values.only?.split(",");
 const chosen = only ? steps.filter((step) => only.includes(step.label)) : steps;

@@ -1,7 +1,7 @@
 import type { Transport } from "../protocol/transports";
 import { subscriberFormats } from "../room/subscriber-formats";
 import type { Audience, Subscriber, SubscriberSet } from "../room/subscribers";
-import { FLUSH_MS, KEEPALIVE, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
+import { FLUSH_MS, keepaliveInterval, nextFlushDelay, SSEStream } from "./stream";
 
 /** One single-channel SSE subscriber, and whether it also takes join and leave events. */
 interface HeldStream {
@@ -48,6 +48,8 @@ export class SSEStreams implements SubscriberSet {
    */
   open(subscriber: Subscriber, presence: boolean, write: (send: (text: string) => boolean) => void): Response {
     const stream = new SSEStream({
+      keepaliveSeconds: this.#options.keepaliveSeconds,
+      ownerKeepsAlive: true,
       bufferBytes: this.#options.bufferBytes,
       onBehind: (behind) => this.#watch(behind),
       onEnd: (ending) => {
@@ -62,7 +64,7 @@ export class SSEStreams implements SubscriberSet {
     });
     if (stream.isOpen) {
       this.#streams.set(stream, { subscriber, presence });
-      this.#keepalive ??= setInterval(() => this.#writeAll(KEEPALIVE), keepaliveInterval(this.#options.keepaliveSeconds));
+      this.#keepalive ??= setInterval(() => this.#keepaliveAll(), keepaliveInterval(this.#options.keepaliveSeconds));
     }
     return stream.response;
   }
@@ -91,6 +93,13 @@ export class SSEStreams implements SubscriberSet {
       written += 1;
     }
     return written;
+  }
+
+  /** One keep-alive for every stream, which also ends those whose client read nothing for half of KEEPALIVE_SECONDS. */
+  #keepaliveAll(): void {
+    const now = Date.now();
+    // A stream that ends leaves the map during the loop, which a Map allows.
+    for (const stream of this.#streams.keys()) stream.keepalive(now);
   }
 
   #watch(stream: SSEStream): void {

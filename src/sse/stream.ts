@@ -1,11 +1,17 @@
 import { encodeSSE, encodeSSEComment } from "./encode";
+import { ReadWatch, unreadLimitMs } from "./read-watch";
 
 export interface SSEStreamOptions {
-  /** Writes its own keep-alive comments this often; leave out when the owner writes them for many streams at once. */
-  keepaliveSeconds?: number;
+  /** KEEPALIVE_SECONDS: keep-alives come three times per period, and a client that reads nothing for half of it has left. */
+  keepaliveSeconds: number;
+  /** The owner calls `keepalive()` for many streams at once; without it, the stream times its own. */
+  ownerKeepsAlive?: boolean;
   /** Bytes the client may fall behind before its stream is ended. */
   bufferBytes: number;
-  /** Called once when the stream ends for any reason: the client left, fell behind (`fellBehind`), or `end()`. */
+  /**
+   * Called once when the stream ends for any reason: the client left (cancelled, or read nothing for
+   * half of KEEPALIVE_SECONDS, see ReadWatch), fell behind (`fellBehind`), or `end()`.
+   */
   onEnd(ending: { fellBehind: boolean }): void;
   /**
    * Called when writes start waiting for the client to read what it was sent; the owner then
@@ -36,7 +42,8 @@ export const KEEPALIVE = encoder.encode(encodeSSEComment("keepalive"));
  * before it; while it has not, writes wait and go out together as one chunk once it has, so a busy
  * relay sends fewer, larger chunks instead of falling further behind. A client that stops reading
  * is ended once it is `bufferBytes` behind, instead of growing memory or slowing anyone else; its
- * EventSource then resumes with `Last-Event-ID`.
+ * EventSource then resumes with `Last-Event-ID`. One that reads nothing at all for half of
+ * KEEPALIVE_SECONDS has left without the runtime saying so (ReadWatch) and is ended too.
  */
 export class SSEStream {
   readonly response: Response;
@@ -50,9 +57,13 @@ export class SSEStream {
   /** Written while the client was behind; sent as one chunk once it has caught up. */
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
+  /** Every byte handed to the runtime; minus what is still queued, what the client has read. */
+  #enqueuedBytes = 0;
+  readonly #readWatch: ReadWatch;
 
-  constructor({ keepaliveSeconds, bufferBytes, onEnd, onBehind }: SSEStreamOptions) {
+  constructor({ keepaliveSeconds, ownerKeepsAlive = false, bufferBytes, onEnd, onBehind }: SSEStreamOptions) {
     this.#onEnd = onEnd;
+    this.#readWatch = new ReadWatch(unreadLimitMs(keepaliveSeconds));
     this.#onBehind = onBehind ?? selfFlushing;
     this.#bufferBytes = bufferBytes;
     const body = new ReadableStream<Uint8Array>(
@@ -77,7 +88,7 @@ export class SSEStream {
       },
     });
     this.write(encodeSSE({ retry: RETRY_MS }));
-    if (keepaliveSeconds !== undefined) this.#keepalive = setInterval(() => this.writeBytes(KEEPALIVE), keepaliveInterval(keepaliveSeconds));
+    if (!ownerKeepsAlive) this.#keepalive = setInterval(() => this.keepalive(Date.now()), keepaliveInterval(keepaliveSeconds));
   }
 
   get isOpen(): boolean {
@@ -92,7 +103,7 @@ export class SSEStream {
   /** Writes finished SSE bytes; the same bytes may go to many streams. */
   writeBytes(bytes: Uint8Array): void {
     if (!this.#open) return;
-    if (this.#pendingBytes === 0 && this.#caughtUp()) return this.#controller.enqueue(bytes);
+    if (this.#pendingBytes === 0 && this.#caughtUp()) return this.#enqueue(bytes);
     if (this.#pendingBytes === 0) this.#onBehind(this);
     this.#pending.push(bytes);
     this.#pendingBytes += bytes.byteLength;
@@ -101,6 +112,19 @@ export class SSEStream {
       this.#fellBehind = true;
       this.end();
     }
+  }
+
+  /**
+   * Writes a keep-alive comment, three times per KEEPALIVE_SECONDS; ends the stream instead when its
+   * client has read nothing of what waited for it for half of KEEPALIVE_SECONDS (ReadWatch): it left
+   * without the runtime cancelling the stream, which happens when it left around the response head.
+   */
+  keepalive(nowMs: number): void {
+    if (!this.#open) return;
+    this.writeBytes(KEEPALIVE);
+    if (!this.#open) return;
+    const queued = this.#queuedBytes();
+    if (this.#readWatch.observe(nowMs, this.#enqueuedBytes - queued, queued) === "gone") this.#left();
   }
 
   /** Sends what waited, as one chunk, if the client has caught up; returns whether some still waits. */
@@ -132,7 +156,20 @@ export class SSEStream {
     const chunk = this.#pending.length === 1 ? this.#pending[0]! : concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#controller.enqueue(chunk);
+    this.#enqueue(chunk);
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    this.#enqueuedBytes += bytes.byteLength;
+    this.#controller.enqueue(bytes);
+  }
+
+  /** The client is gone but nothing will cancel the stream: forget what waits and close it. */
+  #left(): void {
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#stop();
+    this.#controller.close();
   }
 
   #stop(): void {
@@ -165,9 +202,10 @@ function concat(chunks: Uint8Array[], byteLength: number): Uint8Array {
 }
 
 /**
- * How often to write a keep-alive. A departed client is noticed only when a write fails, and the
- * first write after it left usually still succeeds: writing three times per period forgets it
- * within KEEPALIVE_SECONDS.
+ * How often to write a keep-alive. A departed client is noticed when a write fails (the runtime
+ * cancels the stream), and the first write after it left usually still succeeds; or, when the
+ * runtime never read the stream, when it has read nothing for half a period (ReadWatch). Writing
+ * three times per period forgets it within KEEPALIVE_SECONDS either way.
  */
 export function keepaliveInterval(keepaliveSeconds: number): number {
   return (keepaliveSeconds * 1000) / 3;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueChannel } from "../support/clients";
-import { type Relay, removeState, startRelay } from "../support/relay";
+import { directUrl, type Relay, removeState, startRelay } from "../support/relay";
 import { DeliveryChecker, formatLine } from "./checker";
 import {
   channelSseSubscriber,
@@ -61,13 +61,16 @@ beforeAll(async () => {
     vars: {
       // History keeps every message of the run, so it can be checked for publishes stored twice.
       HISTORY_LIMIT: "100000",
-      // Every client shares 127.0.0.1. Subscribers the relay fails to forget are checked on their
-      // own below; with the per-address cap on they would also lock every client out (429).
-      MAX_CONNECTIONS_PER_IP: "0",
+      // Every client shares 127.0.0.1, under the default MAX_CONNECTIONS_PER_IP (1000): a subscriber
+      // the relay failed to forget would hold one of the address's slots until they ran out (429).
       KEEPALIVE_SECONDS: String(KEEPALIVE_SECONDS),
     },
   });
-  for (const kind of TRANSPORTS) proxies.set(kind, await CuttingProxy.start(relay.port));
+  // The proxies forward to the Worker's own listener, not to wrangler's dev proxy in front of it,
+  // which keeps reading a stream whose client it lost (docs/reliability.md): the relay would see
+  // that SSE client as connected and the count check below would measure wrangler, not the relay.
+  const workerPort = Number(new URL(await directUrl(relay)).port);
+  for (const kind of TRANSPORTS) proxies.set(kind, await CuttingProxy.start(workerPort));
 });
 
 afterAll(async () => {

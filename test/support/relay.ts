@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -235,6 +235,59 @@ export async function waitUntil(predicate: () => boolean, what: string, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/**
+ * The Worker's own listener, behind wrangler's dev server. `relay.url` is a proxy Worker in a
+ * workerd of its own that forwards every request to this one; that proxy keeps reading a streamed
+ * body whose client has gone (its request to the Worker is never cancelled), so from the relay's
+ * side such an SSE client is still connected and reading. Tests of what the relay does when a
+ * client leaves connect here, as clients in production reach the Worker without that proxy.
+ * Linux only: finds the 127.0.0.1 listeners of the relay's process group in /proc and asks each
+ * for `/healthz`.
+ */
+export async function directUrl(relay: Relay): Promise<string> {
+  const inodes = new Set<string>();
+  for (const pid of await groupMembers(relay.pid)) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode) inodes.add(inode);
+    }
+  }
+  const ports = new Set<number>();
+  for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const [address, port] = (fields[1] ?? "").split(":");
+    // 0A: listening; 0100007F: 127.0.0.1.
+    if (address === "0100007F" && fields[3] === "0A" && inodes.has(fields[9] ?? "")) ports.add(Number.parseInt(port ?? "", 16));
+  }
+  ports.delete(relay.port);
+  for (const port of ports) {
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const text = await response.text();
+      if (response.status === 200 && text.includes('"ok":true')) return url;
+    } catch {
+      // Another listener of the group (wrangler's own servers); try the next.
+    }
+  }
+  throw new Error(`no listener of process group ${relay.pid} answers /healthz besides ${relay.url}`);
+}
+
+/** The pids whose process group is `pgid`. */
+async function groupMembers(pgid: number): Promise<number[]> {
+  const members: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+    const pgrp = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2];
+    if (Number(pgrp) === pgid) members.push(Number(entry));
+  }
+  return members;
 }
 
 /** Removes a state directory a test passed around itself (restarts), once no relay uses it. */

@@ -1,13 +1,16 @@
 import { describe, expect, it, vi } from "vitest";
-import { FLUSH_MS, SSEStream } from "../../src/sse/stream";
+import { ReadWatch, unreadLimitMs } from "../../src/sse/read-watch";
+import { FLUSH_MS, KEEPALIVE, SSEStream } from "../../src/sse/stream";
 
 const decoder = new TextDecoder();
 const RETRY = "retry: 3000\n\n";
 
-function open(options: { bufferBytes?: number; owned?: boolean } = {}) {
+function open(options: { bufferBytes?: number; owned?: boolean; keepaliveSeconds?: number } = {}) {
   const behind: SSEStream[] = [];
   const onEnd = vi.fn();
   const stream = new SSEStream({
+    keepaliveSeconds: options.keepaliveSeconds ?? 3600,
+    ownerKeepsAlive: options.owned !== false,
     bufferBytes: options.bufferBytes ?? 1 << 20,
     onEnd,
     onBehind: options.owned === false ? undefined : (s) => behind.push(s),
@@ -84,5 +87,85 @@ describe("SSEStream: chunks follow how fast the client reads", () => {
     expect(await read()).toBe(RETRY);
     await new Promise((resolve) => setTimeout(resolve, FLUSH_MS * 3));
     expect(await read()).toBe("id: 1\n\n");
+  });
+});
+
+describe("ReadWatch: a client that reads nothing has left", () => {
+  it("calls a client gone once bytes waited the limit with nothing read", () => {
+    const watch = new ReadWatch(1000);
+    expect(watch.observe(0, 0, 13)).toBe("reading");
+    expect(watch.observe(999, 0, 28)).toBe("reading");
+    expect(watch.observe(1000, 0, 43)).toBe("gone");
+  });
+
+  it("starts the clock again each time the client reads something, however little", () => {
+    const watch = new ReadWatch(1000);
+    expect(watch.observe(0, 0, 100)).toBe("reading");
+    expect(watch.observe(900, 1, 99)).toBe("reading");
+    expect(watch.observe(1800, 1, 114)).toBe("reading");
+    expect(watch.observe(1900, 1, 114)).toBe("gone");
+  });
+
+  it("never calls a client gone that has read everything it was sent, however long nothing is written", () => {
+    const watch = new ReadWatch(1000);
+    expect(watch.observe(0, 13, 0)).toBe("reading");
+    expect(watch.observe(60_000, 13, 0)).toBe("reading");
+    // Bytes wait from the first observation that sees them, not from the last read.
+    expect(watch.observe(120_000, 13, 15)).toBe("reading");
+    expect(watch.observe(120_999, 13, 30)).toBe("reading");
+    expect(watch.observe(121_000, 13, 45)).toBe("gone");
+  });
+
+  it("is half of KEEPALIVE_SECONDS: observed three times a period, a departed client is gone within one", () => {
+    expect(unreadLimitMs(15)).toBe(7500);
+    // The worst case: the client leaves just after reading everything; the next keep-alive at
+    // 5 s waits unread, 10 s is 5 s unread, 15 s is 10 s unread: gone.
+    const watch = new ReadWatch(unreadLimitMs(15));
+    const seen = [5000, 10_000, 15_000].map((at, i) => watch.observe(at, 13, 15 * (i + 1)));
+    expect(seen).toEqual(["reading", "reading", "gone"]);
+  });
+});
+
+describe("SSEStream: a client that never reads", () => {
+  it("is ended at the keep-alive that finds it read nothing for half of KEEPALIVE_SECONDS, and says so once", () => {
+    const { stream, onEnd } = open({ keepaliveSeconds: 3 });
+    // Nobody reads the body (the runtime never started sending it): the retry line stays queued.
+    stream.keepalive(1000);
+    stream.keepalive(2000);
+    expect(onEnd).not.toHaveBeenCalled();
+    stream.keepalive(2500);
+    expect(onEnd).toHaveBeenCalledTimes(1);
+    expect(onEnd).toHaveBeenCalledWith({ fellBehind: false });
+    expect(stream.isOpen).toBe(false);
+    stream.keepalive(3000);
+    stream.end();
+    expect(onEnd).toHaveBeenCalledTimes(1);
+  });
+
+  it("keeps a client that reads slowly: it reads something between keep-alives", async () => {
+    const { stream, read, onEnd } = open({ keepaliveSeconds: 3 });
+    let text = "";
+    for (let at = 1000; at <= 20_000; at += 1000) {
+      stream.keepalive(at);
+      stream.write(`id: ${at}\n\n`);
+      // One chunk per keep-alive: what waited goes out once it has read the one before.
+      text += await read();
+      stream.flush();
+    }
+    expect(onEnd).not.toHaveBeenCalled();
+    expect(stream.isOpen).toBe(true);
+    expect(text.startsWith(RETRY)).toBe(true);
+    stream.end();
+  });
+
+  it("keeps a client that has read everything, however long it is quiet", async () => {
+    const { stream, read, onEnd } = open({ keepaliveSeconds: 3 });
+    expect(await read()).toBe(RETRY);
+    for (let at = 1000; at <= 20_000; at += 1000) {
+      stream.keepalive(at);
+      expect(await read()).toBe(new TextDecoder().decode(KEEPALIVE));
+    }
+    expect(onEnd).not.toHaveBeenCalled();
+    stream.end();
   });
 });
