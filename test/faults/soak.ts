@@ -6,12 +6,13 @@
  * memory stayed flat (the mean RSS of the last third of the hold within `--growth` of the first
  * third, after a warm-up).
  *
- *   npx tsx test/faults/soak.ts [--minutes 10] [--connections 5000] [--rate 5] [--channels 10] [--ws-share 0.5] [--growth 0.1] [--force]
+ *   npx tsx test/faults/soak.ts [--minutes 10] [--connections 5000] [--rate 5] [--channels 10] [--ws-share 0.5] [--growth 0.1] [--direct] [--force]
  *
  * File descriptors: the relay inherits this process's `ulimit -n`, and the runtime that fronts its
  * port (wrangler's proxy, which scripts/dev.mjs starts too) holds about 6 per connection; past the
- * limit it dies and takes every connection with it. The soak refuses a run that cannot fit
- * (`--force` starts it anyway, to watch that happen).
+ * limit it dies and takes every connection with it. `--direct` connects to the Worker's own
+ * listener instead, as production has no such proxy (about 1 descriptor per connection there).
+ * The soak refuses a run that cannot fit (`--force` starts it anyway, to watch that happen).
  *
  * Exits 0 on a passing verdict, 1 on a failing one, 2 when it refused to start. Everything runs
  * on 127.0.0.1.
@@ -21,7 +22,7 @@ import { get, type IncomingMessage } from "node:http";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { channelUrl, publishOk, uniqueChannel } from "../support/clients";
-import { type Relay, removeState, sleep, startRelay } from "../support/relay";
+import { directUrl, type Relay, removeState, sleep, startRelay } from "../support/relay";
 
 interface SoakOptions {
   minutes: number;
@@ -33,6 +34,8 @@ interface SoakOptions {
   wsShare: number;
   /** Largest allowed relative RSS growth, last third against first third. */
   growth: number;
+  /** Connect to the Worker's own listener, past wrangler's dev proxy. */
+  direct: boolean;
   /** Run even when the open-files limit cannot fit the connections. */
   force: boolean;
 }
@@ -43,8 +46,8 @@ const SAMPLE_EVERY_MS = 5_000;
 const RAMP_CONCURRENCY = 50;
 const CONNECT_TIMEOUT_MS = 30_000;
 const DRAIN_TIMEOUT_MS = 60_000;
-/** Descriptors the relay holds per client connection: measured, 6 in the runtime that fronts its port. */
-const RELAY_FDS_PER_CONNECTION = 6;
+/** Descriptors the relay holds per client connection: measured, 6 in the runtime that fronts its port, about 1 on the Worker's own (2 to spare). */
+const RELAY_FDS_PER_CONNECTION = { proxy: 6, direct: 2 };
 /** Descriptors the relay holds with no connection at all, with room to spare. */
 const FD_HEADROOM = 1_000;
 
@@ -57,6 +60,7 @@ function readOptions(): SoakOptions {
       channels: { type: "string", default: "10" },
       "ws-share": { type: "string", default: "0.5" },
       growth: { type: "string", default: "0.1" },
+      direct: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
     },
   });
@@ -70,7 +74,7 @@ function readOptions(): SoakOptions {
   };
   for (const [name, value] of Object.entries(options)) if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
   if (options.wsShare > 1) throw new Error("--ws-share is a fraction from 0 to 1");
-  return { ...options, force: values.force };
+  return { ...options, direct: values.direct, force: values.force };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,9 +329,10 @@ async function isHealthy(url: string): Promise<boolean> {
 
 /** Whether the open-files limit fits the run (printing why not); `--force` runs regardless. */
 function fitsOpenFiles(options: SoakOptions, limit: number): boolean {
-  const needed = options.connections * RELAY_FDS_PER_CONNECTION + FD_HEADROOM;
+  const perConnection = RELAY_FDS_PER_CONNECTION[options.direct ? "direct" : "proxy"];
+  const needed = options.connections * perConnection + FD_HEADROOM;
   if (limit >= needed) return true;
-  const dies = Math.floor((limit - FD_HEADROOM) / RELAY_FDS_PER_CONNECTION);
+  const dies = Math.floor((limit - FD_HEADROOM) / perConnection);
   const message = `soak: the open-files limit is ${limit} (ulimit -n, which the relay inherits); ${options.connections} connections need about ${needed} in the relay's front runtime, which dies near ${dies} connections.`;
   if (options.force) {
     console.warn(`${message} Running anyway (--force).`);
@@ -347,6 +352,7 @@ function progressLine(at: number, tally: Tally, published: Map<string, number>, 
 /** Publishes for the hold while sampling the relay's RSS every 5 s and printing progress every 30 s; returns the samples and when the hold began. */
 async function hold(
   relay: Relay,
+  url: string,
   channels: string[],
   options: SoakOptions,
   tally: Tally,
@@ -357,7 +363,7 @@ async function hold(
   const samples: Array<{ at: number; rss: number }> = [];
   let lastReport = holdStart;
   let lastDeliveries = 0;
-  const publishing = publishSteadily(relay.url, channels, options.rate, until, published, tally);
+  const publishing = publishSteadily(url, channels, options.rate, until, published, tally);
   while (Date.now() < until) {
     await sleep(Math.min(SAMPLE_EVERY_MS, Math.max(0, until - Date.now())));
     samples.push({ at: Date.now(), rss: relayRss(relay) });
@@ -374,6 +380,7 @@ async function hold(
 /** Judges the run, prints what went wrong and the verdict line; true when it passed. */
 async function verdict(
   relay: Relay,
+  url: string,
   options: SoakOptions,
   held: Held[],
   tally: Tally,
@@ -385,7 +392,7 @@ async function verdict(
   const drainUntil = Date.now() + DRAIN_TIMEOUT_MS;
   while (incomplete(held, published).length > 0 && Date.now() < drainUntil) await sleep(250);
   const missing = incomplete(held, published);
-  const healthy = await isHealthy(relay.url);
+  const healthy = await isHealthy(url);
   if (!healthy) tally.errors.push("the relay no longer answers /healthz");
   const holdMs = options.minutes * 60_000;
   const warmupMs = Math.min(60_000, holdMs / 4);
@@ -429,13 +436,14 @@ async function main(): Promise<number> {
     const tally = new Tally();
     const channels = Array.from({ length: options.channels }, (_, i) => uniqueChannel(`soak-${i}`));
     const rampStart = Date.now();
-    held.push(...(await ramp(relay.url, channels, options, tally, () => closing)));
+    const url = options.direct ? await directUrl(relay) : relay.url;
+    held.push(...(await ramp(url, channels, options, tally, () => closing)));
     console.log(
       `soak: ${held.length} connections open after ${((Date.now() - rampStart) / 1000).toFixed(1)} s, ${tally.errors.length} errors; relay rss ${mib(relayRss(relay))}`,
     );
     const published = new Map<string, number>();
-    const run = await hold(relay, channels, options, tally, published);
-    return (await verdict(relay, options, held, tally, published, run)) ? 0 : 1;
+    const run = await hold(relay, url, channels, options, tally, published);
+    return (await verdict(relay, url, options, held, tally, published, run)) ? 0 : 1;
   } finally {
     await stopEverything();
   }
