@@ -41,8 +41,12 @@ import {
 const CUTS_PER_TRANSPORT = 1000;
 /** Replays a run: each proxy's schedule is seeded with SEED + its index. */
 const SEED = 0x5eed;
-/** The bound on the cutting phase; the cut targets are normally reached in about a minute. */
-const CUTTING_MS = 150_000;
+/**
+ * The bound on the cutting phase. The cut targets are normally reached in one to two and a half
+ * minutes; the bound only keeps a run from hanging, so it is generous for a machine that is busy
+ * (the run ends as soon as every proxy has made its cuts).
+ */
+const CUTTING_MS = 360_000;
 const TRANSPORTS = ["http", "channel-ws", "channel-sse", "mux-ws", "mux-sse", "poll", "sdk"] as const;
 type TransportKind = (typeof TRANSPORTS)[number];
 
@@ -86,7 +90,7 @@ function plan(to: readonly string[], intervalMs = 300): PublishPlan {
 }
 
 describe(`${CUTS_PER_TRANSPORT} forced disconnects per transport`, () => {
-  it("every subscriber ends with every acknowledged message once, in order; nothing is stored twice", async () => {
+  it("every subscriber ends with every acknowledged message once, in order; nothing is stored twice", { timeout: CUTTING_MS + 240_000 }, async () => {
     const deadline = Date.now() + CUTTING_MS + 120_000;
     const via = (kind: TransportKind): FleetOptions => ({ url: proxies.get(kind)!.url, checker, deadline, retryMs: 50 });
     const subscribers = [
