@@ -89,8 +89,7 @@ export class Shard extends Broadcaster {
       this.#stopFollowing();
       return this.#answer(push.epoch);
     }
-    this.#feed?.push(push.messages, push.stored);
-    for (const frame of push.presence) this.broadcastPresence(frame);
+    this.#take(push);
     return this.#answer(this.#epoch);
   }
 
@@ -154,6 +153,12 @@ export class Shard extends Broadcaster {
     this.#presenceOut.add(frame, [0]);
   }
 
+  /** Delivers a push: its messages through the feed, its joins and leaves at once. */
+  #take(push: FanoutPush): void {
+    this.#feed?.push(push.messages, push.stored);
+    for (const frame of push.presence) this.broadcastPresence(frame);
+  }
+
   /** What the room hears back from a push: the subscribers here, and what they were sent since the last answer. */
   #answer(epoch: string | undefined): PushAnswer {
     // Newcomers still on their way in count too: the room must not let the shard go under them.
@@ -172,10 +177,7 @@ export class Shard extends Broadcaster {
         this.store.setMeta("epoch", epoch);
         this.store.setMeta("position", lastSeq);
         this.#feed = this.#newFeed(lastSeq);
-        for (const push of this.#early.splice(0)) {
-          this.#feed.push(push.messages, push.stored);
-          for (const frame of push.presence) this.broadcastPresence(frame);
-        }
+        for (const push of this.#early.splice(0)) this.#take(push);
       })
       .finally(() => {
         this.#attaching = undefined;
@@ -192,8 +194,7 @@ export class Shard extends Broadcaster {
 
   /** Reads what the room stored after this shard's position, up to `seq`, and delivers it (once, in order, as any fill). */
   async #catchUpTo(seq: number): Promise<void> {
-    const after = this.#window.lastSeq;
-    const page = await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, seq - after));
+    const page = await this.#readRoom(this.#window.lastSeq, seq);
     this.#feed?.push(page.messages.filter((message) => message.seq <= seq));
     await this.#feed?.settled();
   }
@@ -205,7 +206,7 @@ export class Shard extends Broadcaster {
       const older: StoredMessage[] = [];
       let after = since;
       while (after < floor) {
-        const page = await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, floor - after));
+        const page = await this.#readRoom(after, floor);
         const read = page.messages.filter((message) => message.seq <= floor);
         older.push(...read);
         const last = read.at(-1)?.seq;
@@ -235,8 +236,7 @@ export class Shard extends Broadcaster {
         this.#acknowledgeThrough(oldest - 1);
         this.#writePositionWhenQuiet();
       },
-      fetchHistory: async (after, through) =>
-        fillFrom(await this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, through - after)), after, through),
+      fetchHistory: async (after, through) => fillFrom(await this.#readRoom(after, through), after, through),
     });
   }
 
@@ -294,10 +294,15 @@ export class Shard extends Broadcaster {
   #room() {
     return roomOf(this.env, this.channelName());
   }
+
+  /** The room's stored messages after `after`, towards `through`: a page of at most READ_PAGE (and a size bound there). */
+  #readRoom(after: number, through: number): Promise<StoredPage> {
+    return this.#room().storedAfter(this.channelName(), after, Math.min(READ_PAGE, through - after));
+  }
 }
 
 /** A page of the room's stored messages as a feed's fill: the messages up to `through`, and a gap when retention took some after `after`. */
-export function fillFrom(page: StoredPage, after: number, through: number): HistoryFill<StoredMessage> {
+function fillFrom(page: StoredPage, after: number, through: number): HistoryFill<StoredMessage> {
   const messages = page.messages.filter((message) => message.seq <= through);
   const oldest = page.oldestSeq ?? page.lastSeq + 1;
   return oldest > after + 1 ? { messages, gap: { after, oldest } } : { messages };

@@ -75,11 +75,6 @@ export class MessageWindow implements MessageLog {
     this.#floor = Math.max(this.#floor, seq);
   }
 
-  /** Drops what is past the limits, oldest first. */
-  trim(): void {
-    this.#trim();
-  }
-
   oldestSeq(notBefore: number): number | null {
     return this.#messages.find((message) => message.ts >= notBefore)?.seq ?? null;
   }

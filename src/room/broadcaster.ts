@@ -31,7 +31,7 @@ import { admitPublish, socketPublisher } from "./publish";
 import { PublishQueue } from "./publish-queue";
 import { CatchUp, type ReplayReader, readReplayPage } from "./replay";
 import type { PublishInput, SubscriberCounts } from "./room";
-import { attachmentOf, SocketSubscribers, sendOrClose } from "./socket-subscribers";
+import { attachmentOf, isPresenceMember, SocketSubscribers, sendOrClose } from "./socket-subscribers";
 import { closeQuietly } from "./sockets";
 import { type SubscriberFormat, subscriberFormats } from "./subscriber-formats";
 import type { Audience, Subscriber, SubscriberSet } from "./subscribers";
@@ -336,7 +336,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
     // Whether the client pings is seen once its first ping period is over (pings do not wake the room).
     if (params.ownSocket) this.scheduleAlarm(joinedAt + this.#pingTimeoutMs());
     // Announced before the newcomer is accepted, so it is not told of itself.
-    if (params.transport !== "poll") this.#announce(ServerFrameType.Join, { id: params.clientId, transport: params.transport, since: joinedAt });
+    if (isPresenceMember(params.transport)) this.#announce(ServerFrameType.Join, { id: params.clientId, transport: params.transport, since: joinedAt });
     this.observers.joined({ subject: params.subject, transport: params.transport });
     this.#sockets.accept(ws, params);
   }

@@ -111,8 +111,14 @@ export class Room extends Broadcaster {
   async history(channel: string, since: number, limit: number): Promise<HistoryPage> {
     this.bind(channel);
     const notBefore = this.notBefore();
-    const messages = this.#page(since, limit, notBefore, (stored) => JSON.stringify(this.envelope(stored)).length);
-    return { messages: messages.map((stored) => this.envelope(stored)), lastId: formatId(this.store.lastSeq), oldestId: this.oldestId(notBefore) };
+    const messages = this.#page(
+      since,
+      limit,
+      notBefore,
+      (stored) => this.envelope(stored),
+      (envelope) => JSON.stringify(envelope).length,
+    );
+    return { messages, lastId: formatId(this.store.lastSeq), oldestId: this.oldestId(notBefore) };
   }
 
   async info(channel: string): Promise<ChannelInfo> {
@@ -138,13 +144,7 @@ export class Room extends Broadcaster {
 
   /** Which of these connection leases this room, or one of its shards, still holds; the limiter asks when their address is at its limit. */
   async heldLeases(leaseIds: string[]): Promise<string[]> {
-    const held = this.localLeases(leaseIds);
-    const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census({ leases: leaseIds })));
-    for (const answer of answers) {
-      held.push(...answer.leases);
-      this.observers.reported(answer);
-    }
-    return held;
+    return (await this.#census({ leases: leaseIds })).leases;
   }
 
   /**
@@ -171,7 +171,13 @@ export class Room extends Broadcaster {
   async storedAfter(channel: string, since: number, limit: number): Promise<StoredPage> {
     this.bind(channel);
     const notBefore = this.notBefore();
-    const messages = this.#page(since, limit, notBefore, (stored) => stored.data.length);
+    const messages = this.#page(
+      since,
+      limit,
+      notBefore,
+      (stored) => stored,
+      (stored) => stored.data.length,
+    );
     return { messages, lastSeq: this.store.lastSeq, oldestSeq: this.store.oldestSeq(notBefore) };
   }
 
@@ -208,16 +214,17 @@ export class Room extends Broadcaster {
     return { status: "stored", message };
   }
 
-  /** Retained messages after `since`, bounded by size as well as count: at least one, then up to ANSWER_MAX_CHARS as `size` measures them. */
-  #page(since: number, limit: number, notBefore: number, size: (stored: StoredMessage) => number): StoredMessage[] {
-    const messages: StoredMessage[] = [];
+  /** Retained messages after `since`, each as `as` makes it, bounded by size as well as count: at least one, then up to ANSWER_MAX_CHARS as `size` measures them. */
+  #page<T>(since: number, limit: number, notBefore: number, as: (stored: StoredMessage) => T, size: (item: T) => number): T[] {
+    const items: T[] = [];
     let chars = 0;
     for (const stored of this.store.after(since, limit, notBefore)) {
-      chars += size(stored);
-      if (messages.length > 0 && chars > ANSWER_MAX_CHARS) break;
-      messages.push(stored);
+      const item = as(stored);
+      chars += size(item);
+      if (items.length > 0 && chars > ANSWER_MAX_CHARS) break;
+      items.push(item);
     }
-    return messages;
+    return items;
   }
 
   /** One push to a shard; a shard that answers it has no subscribers left is let go, unless it attached again meanwhile. */
@@ -257,13 +264,20 @@ export class Room extends Broadcaster {
     this.store.setMeta("auto_shards", shards);
   }
 
-  /** Subscribers over the room and every shard following it. */
-  async #census(want: { members?: boolean } = {}): Promise<ShardCensus> {
-    const total: ShardCensus = { counts: this.localCounts(), members: want.members ? this.localMembers() : [], leases: [], delivered: 0, dropped: 0 };
+  /** Subscribers over the room and every shard following it (their presence members and the asked leases they hold, when wanted); what shards delivered meanwhile is counted. */
+  async #census(want: { members?: boolean; leases?: string[] } = {}): Promise<ShardCensus> {
+    const total: ShardCensus = {
+      counts: this.localCounts(),
+      members: want.members ? this.localMembers() : [],
+      leases: this.localLeases(want.leases ?? []),
+      delivered: 0,
+      dropped: 0,
+    };
     const answers = await Promise.all([...this.#shards.keys()].map((index) => shardOf(this.env, this.channelName(), index).census(want)));
     for (const answer of answers) {
       for (const transport of Object.keys(total.counts) as Transport[]) total.counts[transport] += answer.counts[transport];
       total.members.push(...answer.members);
+      total.leases.push(...answer.leases);
       this.observers.reported(answer);
     }
     return total;

@@ -151,7 +151,7 @@ export function attachmentOf(ws: WebSocket): SocketAttachment {
 }
 
 /** Long-pollers come and go with each request; presence lists the connections that stay. */
-function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
+export function isPresenceMember(transport: Transport): transport is PresenceMember["transport"] {
   return transport !== "poll";
 }
 
