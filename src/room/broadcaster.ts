@@ -338,7 +338,8 @@ export abstract class Broadcaster extends DurableObject<Env> {
     // Announced before the newcomer is accepted, so it is not told of itself.
     if (isPresenceMember(params.transport)) this.#announce(ServerFrameType.Join, { id: params.clientId, transport: params.transport, since: joinedAt });
     this.observers.joined({ subject: params.subject, transport: params.transport });
-    this.#sockets.accept(ws, params);
+    // The same time as in its join, so its leave names the same member.
+    this.#sockets.accept(ws, params, joinedAt);
   }
 
   #leave(ws: WebSocket): void {

@@ -108,15 +108,15 @@ export class SocketSubscribers implements SubscriberSet {
     }
   }
 
-  /** Takes a newcomer's socket (hibernatable, tagged for what it takes) and returns it as a subscriber. */
-  accept(ws: WebSocket, params: ConnectParams): Subscriber {
+  /** Takes a newcomer's socket (hibernatable, tagged for what it takes), joined at `joinedAt` as its join said; returns it as a subscriber. */
+  accept(ws: WebSocket, params: ConnectParams, joinedAt: number): Subscriber {
     const tags = [params.batch ? Tag.batchMessages : Tag.messages, Tag.transport(params.transport)];
     if (params.presence) tags.push(Tag.presence);
     const attachment: SocketAttachment = {
       clientId: params.clientId,
       subject: params.subject,
       transport: params.transport,
-      joinedAt: Date.now(),
+      joinedAt,
       ownSocket: params.ownSocket,
       expiresAt: params.expiresAt,
       lease: params.lease,
