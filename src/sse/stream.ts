@@ -44,10 +44,16 @@ export const KEEPALIVE = encoder.encode(encodeSSEComment("keepalive"));
  * is ended once it is `bufferBytes` behind, instead of growing memory or slowing anyone else; its
  * EventSource then resumes with `Last-Event-ID`. One that reads nothing at all for half of
  * KEEPALIVE_SECONDS has left without the runtime saying so (ReadWatch) and is ended too.
+ *
+ * The body is an IdentityTransformStream, which the runtime sends natively. A JavaScript
+ * ReadableStream would do the same job, but the runtime the relay runs on locally (workerd
+ * 1.20260426) pumps one into a response with a promise loop that keeps every chunk's promises until
+ * the stream ends: a subscriber held for hours grew the heap by about 50 bytes per message. See
+ * docs/reliability.md, "Memory".
  */
 export class SSEStream {
   readonly response: Response;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #open = true;
   readonly #onEnd: (ending: { fellBehind: boolean }) => void;
@@ -66,20 +72,11 @@ export class SSEStream {
     this.#readWatch = new ReadWatch(unreadLimitMs(keepaliveSeconds));
     this.#onBehind = onBehind ?? selfFlushing;
     this.#bufferBytes = bufferBytes;
-    const body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.#controller = controller;
-        },
-        cancel: () => {
-          this.#pending = [];
-          this.#pendingBytes = 0;
-          this.#stop();
-        },
-      },
-      { highWaterMark: bufferBytes, size: (chunk) => chunk.byteLength },
-    );
-    this.response = new Response(body, {
+    const body = new IdentityTransformStream({ highWaterMark: bufferBytes });
+    this.#writer = body.writable.getWriter();
+    // Fails once the runtime could not send a chunk: the client left.
+    this.#writer.closed.catch(() => this.#left());
+    this.response = new Response(body.readable, {
       headers: {
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
@@ -93,6 +90,11 @@ export class SSEStream {
 
   get isOpen(): boolean {
     return this.#open;
+  }
+
+  /** Bytes written that the client has not read yet: waiting here, or taken by the runtime and not yet sent. */
+  get unreadBytes(): number {
+    return this.#pendingBytes + this.#queuedBytes();
   }
 
   /** Writes finished SSE text. */
@@ -140,7 +142,7 @@ export class SSEStream {
     if (!this.#open) return;
     this.#stop();
     if (this.#pendingBytes > 0) this.#sendPending();
-    this.#controller.close();
+    this.#writer.close().catch(ignore);
   }
 
   /** The client has read everything it was sent. */
@@ -149,7 +151,7 @@ export class SSEStream {
   }
 
   #queuedBytes(): number {
-    return this.#bufferBytes - (this.#controller.desiredSize ?? 0);
+    return this.#bufferBytes - (this.#writer.desiredSize ?? 0);
   }
 
   #sendPending(): void {
@@ -161,15 +163,17 @@ export class SSEStream {
 
   #enqueue(bytes: Uint8Array): void {
     this.#enqueuedBytes += bytes.byteLength;
-    this.#controller.enqueue(bytes);
+    // A failed write fails `closed` too, which ends the stream.
+    this.#writer.write(bytes).catch(ignore);
   }
 
-  /** The client is gone but nothing will cancel the stream: forget what waits and close it. */
+  /** The client is gone: forget what waits for it and drop what the runtime still holds. */
   #left(): void {
+    if (!this.#open) return;
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#stop();
-    this.#controller.close();
+    this.#writer.abort().catch(ignore);
   }
 
   #stop(): void {
@@ -179,6 +183,8 @@ export class SSEStream {
     this.#onEnd({ fellBehind: this.#fellBehind });
   }
 }
+
+function ignore(): void {}
 
 /** A stream with no owner to flush it checks on itself. */
 function selfFlushing(stream: SSEStream): void {
