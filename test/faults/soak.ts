@@ -6,7 +6,12 @@
  * memory stayed flat (the mean RSS of the last third of the hold within `--growth` of the first
  * third, after a warm-up).
  *
- *   npx tsx test/faults/soak.ts [--minutes 10] [--connections 5000] [--rate 5] [--channels 10] [--ws-share 0.5] [--growth 0.1] [--direct] [--force]
+ *   npx tsx test/faults/soak.ts [--minutes 10] [--connections 5000] [--rate 5] [--channels 10] [--ws-share 0.5] [--growth 0.1] [--direct] [--heap] [--force]
+ *
+ * `--heap` also reads the relay's live JavaScript heap every 30 s through workerd's inspector (a
+ * full collection, then what is left; test/faults/heap.ts) and holds it to the same bound: RSS
+ * cannot tell what the relay keeps from garbage not collected yet. The forced collections lower
+ * RSS too, so judge RSS on a run without `--heap`.
  *
  * File descriptors: the relay inherits this process's `ulimit -n`, and the runtime that fronts its
  * port (wrangler's proxy, which scripts/dev.mjs starts too) holds about 6 per connection; past the
@@ -23,6 +28,7 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { channelUrl, publishOk, uniqueChannel } from "../support/clients";
 import { directUrl, type Relay, removeState, sleep, startRelay } from "../support/relay";
+import { inspectableRuntime, RelayHeap } from "./heap";
 
 interface SoakOptions {
   minutes: number;
@@ -36,6 +42,8 @@ interface SoakOptions {
   growth: number;
   /** Connect to the Worker's own listener, past wrangler's dev proxy. */
   direct: boolean;
+  /** Read the relay's live heap (after a forced collection) every 30 s. */
+  heap: boolean;
   /** Run even when the open-files limit cannot fit the connections. */
   force: boolean;
 }
@@ -61,6 +69,7 @@ function readOptions(): SoakOptions {
       "ws-share": { type: "string", default: "0.5" },
       growth: { type: "string", default: "0.1" },
       direct: { type: "boolean", default: false },
+      heap: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
     },
   });
@@ -74,7 +83,7 @@ function readOptions(): SoakOptions {
   };
   for (const [name, value] of Object.entries(options)) if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
   if (options.wsShare > 1) throw new Error("--ws-share is a fraction from 0 to 1");
-  return { ...options, direct: values.direct, force: values.force };
+  return { ...options, direct: values.direct, heap: values.heap, force: values.force };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,12 +276,18 @@ function openFilesLimit(): number {
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)}MiB`;
 const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
 
+/** A memory reading: RSS, or the live heap. */
+interface Sample {
+  at: number;
+  bytes: number;
+}
+
 /**
  * Flat memory: after `warmupMs` of the hold, the mean of the last third of the samples is at most
  * `growth` above the mean of the first third.
  */
-function memoryVerdict(samples: Array<{ at: number; rss: number }>, holdStart: number, warmupMs: number, growth: number) {
-  const settled = samples.filter((sample) => sample.at >= holdStart + warmupMs).map((sample) => sample.rss);
+function memoryVerdict(samples: Sample[], holdStart: number, warmupMs: number, growth: number) {
+  const settled = samples.filter((sample) => sample.at >= holdStart + warmupMs).map((sample) => sample.bytes);
   const third = Math.floor(settled.length / 3);
   if (third === 0) return { flat: false, first: 0, last: 0, change: Number.NaN, samples: settled.length };
   const first = mean(settled.slice(0, third));
@@ -345,36 +360,47 @@ function fitsOpenFiles(options: SoakOptions, limit: number): boolean {
 const sum = (values: Iterable<number>): number => [...values].reduce((total, value) => total + value, 0);
 
 /** One progress line: connections, errors, publishes and deliveries (with their rate since the last line), memory. */
-function progressLine(at: number, tally: Tally, published: Map<string, number>, deliveriesPerSecond: number, rss: number): string {
-  return `soak: t=${Math.round(at / 1000)}s open=${tally.open} errors=${tally.errors.length} published=${sum(published.values())} deliveries=${tally.deliveries} (${Math.round(deliveriesPerSecond)}/s) relay.rss=${mib(rss)} client.rss=${mib(process.memoryUsage().rss)}`;
+function progressLine(at: number, tally: Tally, published: Map<string, number>, deliveriesPerSecond: number, rss: number, heap?: number): string {
+  return `soak: t=${Math.round(at / 1000)}s open=${tally.open} errors=${tally.errors.length} published=${sum(published.values())} deliveries=${tally.deliveries} (${Math.round(deliveriesPerSecond)}/s) relay.rss=${mib(rss)}${heap === undefined ? "" : ` relay.heap=${mib(heap)}`} client.rss=${mib(process.memoryUsage().rss)}`;
 }
 
-/** Publishes for the hold while sampling the relay's RSS every 5 s and printing progress every 30 s; returns the samples and when the hold began. */
+/** What the hold measured: RSS every 5 s, the live heap every 30 s (with `--heap`). */
+interface HoldRecord {
+  holdStart: number;
+  rss: Sample[];
+  heap: Sample[];
+}
+
+/** Publishes for the hold while sampling the relay's memory and printing progress every 30 s. */
 async function hold(
   relay: Relay,
+  heap: RelayHeap | undefined,
   url: string,
   channels: string[],
   options: SoakOptions,
   tally: Tally,
   published: Map<string, number>,
-): Promise<{ samples: Array<{ at: number; rss: number }>; holdStart: number }> {
+): Promise<HoldRecord> {
   const holdStart = Date.now();
   const until = holdStart + options.minutes * 60_000;
-  const samples: Array<{ at: number; rss: number }> = [];
+  const record: HoldRecord = { holdStart, rss: [], heap: [] };
   let lastReport = holdStart;
   let lastDeliveries = 0;
   const publishing = publishSteadily(url, channels, options.rate, until, published, tally);
   while (Date.now() < until) {
     await sleep(Math.min(SAMPLE_EVERY_MS, Math.max(0, until - Date.now())));
-    samples.push({ at: Date.now(), rss: relayRss(relay) });
+    const rss = relayRss(relay);
+    record.rss.push({ at: Date.now(), bytes: rss });
     if (Date.now() - lastReport < REPORT_EVERY_MS && Date.now() < until) continue;
+    const live = await heap?.liveBytes();
+    if (live !== undefined) record.heap.push({ at: Date.now(), bytes: live });
     const perSecond = (tally.deliveries - lastDeliveries) / ((Date.now() - lastReport) / 1000);
-    console.log(progressLine(Date.now() - holdStart, tally, published, perSecond, samples.at(-1)!.rss));
+    console.log(progressLine(Date.now() - holdStart, tally, published, perSecond, rss, live));
     lastReport = Date.now();
     lastDeliveries = tally.deliveries;
   }
   await publishing;
-  return { samples, holdStart };
+  return record;
 }
 
 /** Judges the run, prints what went wrong and the verdict line; true when it passed. */
@@ -385,9 +411,8 @@ async function verdict(
   held: Held[],
   tally: Tally,
   published: Map<string, number>,
-  run: { samples: Array<{ at: number; rss: number }>; holdStart: number },
+  run: HoldRecord,
 ): Promise<boolean> {
-  const { samples, holdStart } = run;
   // Messages still on their way when publishing stopped.
   const drainUntil = Date.now() + DRAIN_TIMEOUT_MS;
   while (incomplete(held, published).length > 0 && Date.now() < drainUntil) await sleep(250);
@@ -396,15 +421,19 @@ async function verdict(
   if (!healthy) tally.errors.push("the relay no longer answers /healthz");
   const holdMs = options.minutes * 60_000;
   const warmupMs = Math.min(60_000, holdMs / 4);
-  const memory = memoryVerdict(samples, holdStart, warmupMs, options.growth);
-  const pass = tally.errors.length === 0 && held.length === options.connections && missing.length === 0 && memory.flat;
+  const memory = memoryVerdict(run.rss, run.holdStart, warmupMs, options.growth);
+  const heap = options.heap ? memoryVerdict(run.heap, run.holdStart, warmupMs, options.growth) : undefined;
+  const pass = tally.errors.length === 0 && held.length === options.connections && missing.length === 0 && memory.flat && heap?.flat !== false;
 
   for (const [kind, count] of errorKinds(tally.errors)) console.log(`soak: errors: ${count} × ${kind}`);
   for (const h of missing.slice(0, 5)) console.log(`soak: incomplete: ${h.kind} ${h.channel} got ${h.received} of ${published.get(h.channel) ?? 0}`);
   console.log(
     `soak: verdict ${pass ? "PASS" : "FAIL"} connections=${held.length}/${options.connections} open=${tally.open} healthy=${healthy} errors=${tally.errors.length} ` +
       `published=${sum(published.values())} deliveries=${tally.deliveries} incomplete=${missing.length} rss.firstThird=${mib(memory.first)} rss.lastThird=${mib(memory.last)} ` +
-      `growth=${(memory.change * 100).toFixed(1)}% (limit ${(options.growth * 100).toFixed(0)}%, ${memory.samples} samples after ${Math.round(warmupMs / 1000)} s warm-up) memory=${memory.flat ? "flat" : "NOT flat"}`,
+      `growth=${(memory.change * 100).toFixed(1)}% (limit ${(options.growth * 100).toFixed(0)}%, ${memory.samples} samples after ${Math.round(warmupMs / 1000)} s warm-up) memory=${memory.flat ? "flat" : "NOT flat"}` +
+      (heap === undefined
+        ? ""
+        : ` heap.firstThird=${mib(heap.first)} heap.lastThird=${mib(heap.last)} heap.growth=${(heap.change * 100).toFixed(1)}% (${heap.samples} samples) heap=${heap.flat ? "flat" : "NOT flat"}`),
   );
   if (!pass)
     console.log(`soak: relay process group ${relay.pid}: ${groupMembers(relay.pid).length} processes alive; its last output:\n${relay.output().slice(-4_000)}`);
@@ -420,11 +449,13 @@ async function main(): Promise<number> {
   );
 
   // Every connection comes from 127.0.0.1, so the per-address cap is off.
-  const relay = await startRelay({ vars: { MAX_CONNECTIONS_PER_IP: "0" } });
+  const relay = await startRelay({ vars: { MAX_CONNECTIONS_PER_IP: "0" }, env: options.heap ? inspectableRuntime() : {} });
+  let heap: RelayHeap | undefined;
   let closing = false;
   const held: Held[] = [];
   const stopEverything = async (): Promise<void> => {
     closing = true;
+    heap?.close();
     for (const h of held) h.close();
     await relay.stop();
     await removeState(relay.persistTo);
@@ -437,12 +468,13 @@ async function main(): Promise<number> {
     const channels = Array.from({ length: options.channels }, (_, i) => uniqueChannel(`soak-${i}`));
     const rampStart = Date.now();
     const url = options.direct ? await directUrl(relay) : relay.url;
+    if (options.heap) heap = await RelayHeap.attach(relay);
     held.push(...(await ramp(url, channels, options, tally, () => closing)));
     console.log(
       `soak: ${held.length} connections open after ${((Date.now() - rampStart) / 1000).toFixed(1)} s, ${tally.errors.length} errors; relay rss ${mib(relayRss(relay))}`,
     );
     const published = new Map<string, number>();
-    const run = await hold(relay, url, channels, options, tally, published);
+    const run = await hold(relay, heap, url, channels, options, tally, published);
     return (await verdict(relay, url, options, held, tally, published, run)) ? 0 : 1;
   } finally {
     await stopEverything();

@@ -33,6 +33,8 @@ export interface StartRelayOptions {
   port?: number;
   /** How long to wait for `GET /healthz` to answer 200. */
   readyTimeoutMs?: number;
+  /** Extra environment variables for the relay's processes. */
+  env?: Record<string, string>;
 }
 
 /** The repository's root. */
@@ -78,7 +80,7 @@ export async function startRelay(options: StartRelayOptions = {}): Promise<Relay
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+    env: { ...process.env, ...options.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not spawn wrangler dev: ${args.join(" ")}`);
@@ -247,6 +249,21 @@ export async function waitUntil(predicate: () => boolean, what: string, timeoutM
  * for `/healthz`.
  */
 export async function directUrl(relay: Relay): Promise<string> {
+  for (const port of await innerPorts(relay)) {
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const text = await response.text();
+      if (response.status === 200 && text.includes('"ok":true')) return url;
+    } catch {
+      // Another listener of the group (wrangler's own servers); try the next.
+    }
+  }
+  throw new Error(`no listener of process group ${relay.pid} answers /healthz besides ${relay.url}`);
+}
+
+/** The ports the relay's process group listens on at 127.0.0.1, besides `relay.port` (Linux: /proc). */
+export async function innerPorts(relay: Relay): Promise<number[]> {
   const inodes = new Set<string>();
   for (const pid of await groupMembers(relay.pid)) {
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
@@ -264,17 +281,7 @@ export async function directUrl(relay: Relay): Promise<string> {
     if (address === "0100007F" && fields[3] === "0A" && inodes.has(fields[9] ?? "")) ports.add(Number.parseInt(port ?? "", 16));
   }
   ports.delete(relay.port);
-  for (const port of ports) {
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      const text = await response.text();
-      if (response.status === 200 && text.includes('"ok":true')) return url;
-    } catch {
-      // Another listener of the group (wrangler's own servers); try the next.
-    }
-  }
-  throw new Error(`no listener of process group ${relay.pid} answers /healthz besides ${relay.url}`);
+  return [...ports];
 }
 
 /** The pids whose process group is `pgid`. */
