@@ -4,13 +4,13 @@ import { access, copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Relay, ROOT, removeState, startRelay } from "../support/relay";
-import { type Browser, launchBrowser, openPage } from "./support/browser";
+import { type Relay, ROOT, removeState } from "../support/relay";
+import { type Browser, openPage, startRelayAndBrowser } from "./support/browser";
 
 let relay: Relay;
 let browser: Browser;
 beforeAll(async () => {
-  [relay, browser] = await Promise.all([startRelay(), launchBrowser()]);
+  [relay, browser] = await startRelayAndBrowser();
 });
 afterAll(async () => {
   await browser?.close();

@@ -5,12 +5,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publishSurely } from "../support/clients";
 import { type Relay, ROOT, removeState, sleep, startRelay, waitUntil } from "../support/relay";
-import { type Browser, launchBrowser, openPage } from "./support/browser";
+import { type Browser, openPage, startRelayAndBrowser } from "./support/browser";
 
 let relay: Relay;
 let browser: Browser;
 beforeAll(async () => {
-  [relay, browser] = await Promise.all([startRelay(), launchBrowser()]);
+  [relay, browser] = await startRelayAndBrowser();
 });
 afterAll(async () => {
   await browser?.close();

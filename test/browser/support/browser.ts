@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Relay, startRelay } from "../../support/relay";
 
 /** Debian's Chromium (`apt-get install chromium`); `CHROMIUM_PATH` overrides. */
 const EXECUTABLE = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -49,4 +50,16 @@ export async function openPage(browser: Browser): Promise<{ page: Page; problems
   });
   page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
   return { page, problems };
+}
+
+/**
+ * A relay and Chromium, started side by side. When one fails to start, the other is stopped before
+ * the error is thrown: a relay left running would outlive the test run.
+ */
+export async function startRelayAndBrowser(): Promise<[Relay, Browser]> {
+  const [relay, browser] = await Promise.allSettled([startRelay(), launchBrowser()]);
+  if (relay.status === "fulfilled" && browser.status === "fulfilled") return [relay.value, browser.value];
+  if (relay.status === "fulfilled") await relay.value.stop();
+  if (browser.status === "fulfilled") await browser.value.close();
+  throw relay.status === "rejected" ? relay.reason : (browser as PromiseRejectedResult).reason;
 }
