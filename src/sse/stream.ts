@@ -46,10 +46,10 @@ export const KEEPALIVE = encoder.encode(encodeSSEComment("keepalive"));
  * KEEPALIVE_SECONDS has left without the runtime saying so (ReadWatch) and is ended too.
  *
  * The body is an IdentityTransformStream, which the runtime sends natively. A JavaScript
- * ReadableStream would do the same job, but the runtime the relay runs on locally (workerd
- * 1.20260426) pumps one into a response with a promise loop that keeps every chunk's promises until
- * the stream ends: a subscriber held for hours grew the heap by about 50 bytes per message. See
- * docs/reliability.md, "Memory".
+ * ReadableStream would do the same job without the runtime's 64 KiB send buffer, but the local
+ * runtime (workerd 1.20260426) sends one with a promise loop that keeps every chunk's promises until
+ * the stream ends: about 100 bytes of heap per chunk, without bound. See docs/reliability.md,
+ * "Memory: SSE streams kept every chunk's promises".
  */
 export class SSEStream {
   readonly response: Response;
