@@ -27,7 +27,6 @@ export function inspectableRuntime(): Record<string, string> {
 
 interface HeapUsage {
   usedSize: number;
-  totalSize: number;
 }
 
 export class RelayHeap {

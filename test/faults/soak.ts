@@ -22,12 +22,12 @@
  * Exits 0 on a passing verdict, 1 on a failing one, 2 when it refused to start. Everything runs
  * on 127.0.0.1.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { get, type IncomingMessage } from "node:http";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { channelUrl, publishOk, uniqueChannel } from "../support/clients";
-import { directUrl, type Relay, removeState, sleep, startRelay } from "../support/relay";
+import { directUrl, groupMembers, type Relay, removeState, sleep, startRelay } from "../support/relay";
 import { inspectableRuntime, RelayHeap } from "./heap";
 
 interface SoakOptions {
@@ -235,23 +235,6 @@ async function ramp(url: string, channels: string[], options: SoakOptions, tally
 // ---------------------------------------------------------------------------------------------
 // Memory
 
-/** Pids of the process group `pgid` (the relay: node, wrangler's runtime, workerd). */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // Fields after the parenthesized command: state, ppid, pgrp, …
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) === pgid) members.push(Number(entry));
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return members;
-}
-
 /** VmRSS of a process in bytes (0 when it is gone). */
 function rssOf(pid: number): number {
   try {
@@ -262,9 +245,9 @@ function rssOf(pid: number): number {
   }
 }
 
-/** The summed RSS of the relay's process group. */
-function relayRss(relay: Relay): number {
-  return groupMembers(relay.pid).reduce((sum, pid) => sum + rssOf(pid), 0);
+/** The summed RSS of the relay's process group (node, wrangler's runtime, workerd). */
+async function relayRss(relay: Relay): Promise<number> {
+  return (await groupMembers(relay.pid)).reduce((sum, pid) => sum + rssOf(pid), 0);
 }
 
 /** The soft open-files limit of this process (its children, the relay included, inherit it). */
@@ -389,7 +372,7 @@ async function hold(
   const publishing = publishSteadily(url, channels, options.rate, until, published, tally);
   while (Date.now() < until) {
     await sleep(Math.min(SAMPLE_EVERY_MS, Math.max(0, until - Date.now())));
-    const rss = relayRss(relay);
+    const rss = await relayRss(relay);
     record.rss.push({ at: Date.now(), bytes: rss });
     if (Date.now() - lastReport < REPORT_EVERY_MS && Date.now() < until) continue;
     const live = await heap?.liveBytes();
@@ -436,7 +419,9 @@ async function verdict(
         : ` heap.firstThird=${mib(heap.first)} heap.lastThird=${mib(heap.last)} heap.growth=${(heap.change * 100).toFixed(1)}% (${heap.samples} samples) heap=${heap.flat ? "flat" : "NOT flat"}`),
   );
   if (!pass)
-    console.log(`soak: relay process group ${relay.pid}: ${groupMembers(relay.pid).length} processes alive; its last output:\n${relay.output().slice(-4_000)}`);
+    console.log(
+      `soak: relay process group ${relay.pid}: ${(await groupMembers(relay.pid)).length} processes alive; its last output:\n${relay.output().slice(-4_000)}`,
+    );
   return pass;
 }
 
@@ -471,7 +456,7 @@ async function main(): Promise<number> {
     if (options.heap) heap = await RelayHeap.attach(relay);
     held.push(...(await ramp(url, channels, options, tally, () => closing)));
     console.log(
-      `soak: ${held.length} connections open after ${((Date.now() - rampStart) / 1000).toFixed(1)} s, ${tally.errors.length} errors; relay rss ${mib(relayRss(relay))}`,
+      `soak: ${held.length} connections open after ${((Date.now() - rampStart) / 1000).toFixed(1)} s, ${tally.errors.length} errors; relay rss ${mib(await relayRss(relay))}`,
     );
     const published = new Map<string, number>();
     const run = await hold(relay, heap, url, channels, options, tally, published);

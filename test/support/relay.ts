@@ -284,8 +284,8 @@ export async function innerPorts(relay: Relay): Promise<number[]> {
   return [...ports];
 }
 
-/** The pids whose process group is `pgid`. */
-async function groupMembers(pgid: number): Promise<number[]> {
+/** The pids whose process group is `pgid` (Linux: /proc). */
+export async function groupMembers(pgid: number): Promise<number[]> {
   const members: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
