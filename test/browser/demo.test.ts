@@ -4,6 +4,7 @@ import { access, copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { publishOk } from "../support/clients";
 import { type Relay, ROOT, removeState } from "../support/relay";
 import { type Browser, openPage, startRelayAndBrowser } from "./support/browser";
 
@@ -30,9 +31,7 @@ const TRANSPORT_LABEL: Record<(typeof MODES)[number], RegExp> = {
 };
 
 async function publishFromOutside(channel: string, data: string, event?: string): Promise<string> {
-  const response = await fetch(`${relay.url}/v1/channels/${channel}/messages${event ? `?event=${event}` : ""}`, { method: "POST", body: data });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
+  return publishOk(relay.url, channel, data, { event });
 }
 
 async function publishFromPage(page: Page, data: string, event = ""): Promise<void> {

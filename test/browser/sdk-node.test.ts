@@ -4,6 +4,7 @@
 import { type GapEvent, RelayClient, type RelayMessage, type TransportName, type WebSocketConstructor } from "edge-relay/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { publishOk } from "../support/clients";
 import { type Relay, removeState, startRelay, waitUntil } from "../support/relay";
 
 let relay: Relay;
@@ -19,10 +20,7 @@ afterAll(async () => {
 const waitFor = (predicate: () => boolean, what: string, timeoutMs = 15_000) => waitUntil(predicate, what, timeoutMs);
 
 async function publish(channel: string, data: string, event?: string): Promise<string> {
-  const query = event ? `?event=${event}` : "";
-  const response = await fetch(`${relay.url}/v1/channels/${channel}/messages${query}`, { method: "POST", body: data });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
+  return publishOk(relay.url, channel, data, { event });
 }
 
 describe("edge-relay/client against a real relay", () => {

@@ -7,6 +7,7 @@ import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { CLOCK_LEEWAY_SECONDS } from "../../src/auth/claims";
+import { publishOk } from "../support/clients";
 import { type Relay, removeState, sleep, startRelay, waitUntil } from "../support/relay";
 
 const SECRET = "browser-test-secret-0123456789abcdef";
@@ -53,12 +54,7 @@ describe("tokens against a real relay", () => {
 
       const publisher = await token(600);
       for (let i = 1; i <= 30; i++) {
-        const response = await fetch(`${relay.url}/v1/channels/${channel}/messages`, {
-          method: "POST",
-          headers: { Authorization: `Bearer ${publisher}` },
-          body: `m${i}`,
-        });
-        expect(response.status).toBe(201);
+        await publishOk(relay.url, channel, `m${i}`, { headers: { Authorization: `Bearer ${publisher}` } });
         await sleep(200);
       }
       await waitFor(() => ids.length >= 30, "every message");

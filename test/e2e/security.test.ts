@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type Answer, expectAsTabled, expectFrameError } from "../corpus/expect-answer";
 import { HOSTILE_CASES, HOSTILE_CHANNELS, HOSTILE_CORPUS_VARS, HOSTILE_FRAMES, type HostileCase, type HostileFrame, rejectedMarkers } from "../corpus/hostile";
-import { Collector, closeAll, type Frame, uniqueChannel, withTimeout } from "../support/clients";
+import { Collector, closeAll, DEV_PROXY_LOST, type Frame, fetchRelay, uniqueChannel, withTimeout } from "../support/clients";
 import { type Relay, startRelay } from "../support/relay";
 import { carry, EXPECTED, type Grants, mintWith, TOKEN_KINDS, type TokenKind, type TokenSource, tokenOfWith } from "../support/tokens";
 
@@ -29,7 +29,7 @@ const WAIT_MS = 10_000;
 
 /** Any request with fetch; an event stream is cancelled once its headers are in. */
 async function fetchAnswer(url: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(WAIT_MS) });
+  const res = await fetchRelay(url, { ...init, signal: AbortSignal.timeout(WAIT_MS) });
   if ((res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
     await res.body?.cancel();
     return { status: res.status, headers: res.headers, text: "" };
@@ -304,7 +304,7 @@ describe("the hostile corpus against a real relay", () => {
     // wrangler's dev proxy loses the runtime's 431 (the runtime drops the connection of a POST whose
     // head it refused) and answers its own 503 instead; the Worker never saw the request. A real
     // restart would close every watcher, which "every socket is still open" below would catch.
-    const lostByDevProxy = res.status === 503 && res.text.includes("Your worker restarted mid-request");
+    const lostByDevProxy = res.status === 503 && res.text.includes(DEV_PROXY_LOST);
     if (!lostByDevProxy) {
       expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
       expect(res.status, `${where}: ${res.text.slice(0, 200)}`).toBeLessThan(500);
