@@ -25,19 +25,36 @@ export interface Occupant {
 }
 
 /**
+ * What one shard of a hot channel holds, for the subjects it names: connections per token `sub`,
+ * "" for those without one (a JWT's empty `sub` is no subject). Absolute counts, not changes, so a
+ * report that comes twice or late says nothing wrong once the next one is in.
+ */
+export type ShardOccupants = Array<[subject: string, connections: number]>;
+
+/** Who a connection counts as: its token `sub`, or "" (counted in occupancy, never a member). */
+function keyOf({ subject }: Occupant): string {
+  return subject ?? "";
+}
+
+/**
  * Turns a channel's joins and leaves into webhook events: `channel.occupied` for the first
  * subscriber in and `channel.vacated` for the last one out (every transport counts), and
  * `member.added` / `member.removed` once per token `sub`, however many connections it holds.
- * Pure: the room feeds it joins and leaves and sends what it returns.
+ * A hot channel's subscribers sit on shards, which report what they hold (`setShard`): the events
+ * are the channel's, wherever its subscribers are. Pure: the room feeds it and sends what it returns.
  *
  * @example
  * const ledger = new OccupancyLedger("news");
  * ledger.join({ subject: "alice" }, now); // [channel.occupied, member.added alice]
  * ledger.join({ subject: "alice" }, now); // [] — a second tab
+ * ledger.setShard(3, [["alice", 1], ["bob", 2]], now); // [member.added bob]
  */
 export class OccupancyLedger {
   #total = 0;
+  /** Connections per subject over the room and its shards; "" counts those without one. */
   readonly #connections = new Map<string, number>();
+  /** What each shard last reported, by shard index. */
+  readonly #shards = new Map<number, Map<string, number>>();
 
   constructor(
     readonly channel: string,
@@ -55,30 +72,65 @@ export class OccupancyLedger {
     return this.#total;
   }
 
-  join({ subject }: Occupant, ts: number): WebhookEvent[] {
-    const events: WebhookEvent[] = [];
-    this.#total += 1;
-    if (this.#total === 1) events.push(this.#event(WebhookEventType.ChannelOccupied, ts));
-    if (subject !== undefined) {
-      const count = (this.#connections.get(subject) ?? 0) + 1;
-      this.#connections.set(subject, count);
-      if (count === 1) events.push(this.#event(WebhookEventType.MemberAdded, ts, subject));
-    }
-    return events;
+  /** How many connections `subject` holds over the room and its shards ("" for those without a subject). */
+  connectionsOf(subject: string): number {
+    return this.#connections.get(subject) ?? 0;
   }
 
-  leave({ subject }: Occupant, ts: number): WebhookEvent[] {
-    if (this.#total === 0) return [];
-    const events: WebhookEvent[] = [];
-    this.#total -= 1;
-    if (subject !== undefined) {
-      const count = (this.#connections.get(subject) ?? 0) - 1;
-      if (count <= 0) {
-        this.#connections.delete(subject);
-        events.push(this.#event(WebhookEventType.MemberRemoved, ts, subject));
-      } else this.#connections.set(subject, count);
+  join(occupant: Occupant, ts: number): WebhookEvent[] {
+    return this.#apply([[keyOf(occupant), 1]], ts);
+  }
+
+  leave(occupant: Occupant, ts: number): WebhookEvent[] {
+    return this.#apply([[keyOf(occupant), -1]], ts);
+  }
+
+  /** Takes what shard `index` holds now for the subjects named; returns the channel's events that makes. */
+  setShard(index: number, occupants: ShardOccupants, ts: number): WebhookEvent[] {
+    const held = this.#shards.get(index) ?? new Map<string, number>();
+    const changes: ShardOccupants = [];
+    for (const [subject, connections] of occupants) {
+      const now = Math.max(0, connections);
+      changes.push([subject, now - (held.get(subject) ?? 0)]);
+      if (now > 0) held.set(subject, now);
+      else held.delete(subject);
     }
-    if (this.#total === 0) events.push(this.#event(WebhookEventType.ChannelVacated, ts));
+    if (held.size > 0) this.#shards.set(index, held);
+    else this.#shards.delete(index);
+    return this.#apply(changes, ts);
+  }
+
+  /** Shard `index` holds nobody any more (let go, or started afresh): its subscribers leave. */
+  dropShard(index: number, ts: number): WebhookEvent[] {
+    const held = this.#shards.get(index);
+    return held
+      ? this.setShard(
+          index,
+          [...held.keys()].map((subject) => [subject, 0]),
+          ts,
+        )
+      : [];
+  }
+
+  /** Applies changes in connections per subject: occupied first, then members added or removed, then vacated. */
+  #apply(changes: ShardOccupants, ts: number): WebhookEvent[] {
+    const events: WebhookEvent[] = [];
+    const totalBefore = this.#total;
+    const members: WebhookEvent[] = [];
+    for (const [subject, by] of changes) {
+      const was = this.#connections.get(subject) ?? 0;
+      // A leave nobody joined for (a room woken without the sockets it had) changes nothing.
+      const now = Math.max(0, was + by);
+      this.#total += now - was;
+      if (now > 0) this.#connections.set(subject, now);
+      else this.#connections.delete(subject);
+      if (subject === "") continue;
+      if (was === 0 && now > 0) members.push(this.#event(WebhookEventType.MemberAdded, ts, subject));
+      if (was > 0 && now === 0) members.push(this.#event(WebhookEventType.MemberRemoved, ts, subject));
+    }
+    if (totalBefore === 0 && this.#total > 0) events.push(this.#event(WebhookEventType.ChannelOccupied, ts));
+    events.push(...members);
+    if (totalBefore > 0 && this.#total === 0) events.push(this.#event(WebhookEventType.ChannelVacated, ts));
     return events;
   }
 

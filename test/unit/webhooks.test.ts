@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { deliverWebhooks, postWebhook, retryDelaySeconds, type WebhookBatch } from "../../src/webhooks/delivery";
-import { OccupancyLedger, type WebhookEvent } from "../../src/webhooks/events";
+import { OccupancyLedger, type ShardOccupants, type WebhookEvent } from "../../src/webhooks/events";
+import { OccupancyReporter } from "../../src/webhooks/occupancy-reporter";
 import { signatureHeader, verifySignature } from "../../src/webhooks/signature";
 
 const TARGET = { url: "https://app.example/hooks/relay", secret: "whsec_test" };
@@ -56,6 +57,138 @@ describe("OccupancyLedger", () => {
     expect(ledger.leave({ subject: "alice" }, 9)).toEqual([
       { id: expect.stringMatching(/^id-/), type: "member.removed", channel: "news", member: "alice", ts: 9 },
     ]);
+  });
+});
+
+describe("OccupancyLedger over a hot channel's shards", () => {
+  const types = (events: WebhookEvent[]) => events.map((e) => (e.member ? `${e.type} ${e.member}` : e.type));
+
+  it("counts the room's subscribers and every shard's as one channel", () => {
+    const ledger = new OccupancyLedger("stadium");
+    expect(types(ledger.setShard(0, [["alice", 1]], 1))).toEqual(["channel.occupied", "member.added alice"]);
+    // Alice's second tab on another shard, Bob on the room, two anonymous subscribers on shard 1.
+    expect(types(ledger.setShard(1, [["alice", 1]], 2))).toEqual([]);
+    expect(types(ledger.join({ subject: "bob" }, 3))).toEqual(["member.added bob"]);
+    expect(types(ledger.setShard(1, [["", 2]], 4))).toEqual([]);
+    expect(ledger.total).toBe(5);
+    expect(types(ledger.setShard(0, [["alice", 0]], 5))).toEqual([]);
+    expect(types(ledger.setShard(1, [["alice", 0]], 6))).toEqual(["member.removed alice"]);
+    expect(types(ledger.leave({ subject: "bob" }, 7))).toEqual(["member.removed bob"]);
+    expect(types(ledger.setShard(1, [["", 0]], 8))).toEqual(["channel.vacated"]);
+  });
+
+  it("takes counts, not changes: a report that comes twice says nothing new", () => {
+    const ledger = new OccupancyLedger("stadium");
+    expect(
+      types(
+        ledger.setShard(
+          2,
+          [
+            ["alice", 3],
+            ["bob", 1],
+          ],
+          1,
+        ),
+      ),
+    ).toEqual(["channel.occupied", "member.added alice", "member.added bob"]);
+    expect(
+      types(
+        ledger.setShard(
+          2,
+          [
+            ["alice", 3],
+            ["bob", 1],
+          ],
+          2,
+        ),
+      ),
+    ).toEqual([]);
+    expect(ledger.total).toBe(4);
+    expect(types(ledger.setShard(2, [["bob", 0]], 3))).toEqual(["member.removed bob"]);
+    expect(ledger.connectionsOf("alice")).toBe(3);
+  });
+
+  it("a shard that is let go or started afresh takes its subscribers with it, in one report's order", () => {
+    const ledger = new OccupancyLedger("stadium");
+    ledger.join({ subject: "carol" }, 1);
+    ledger.setShard(
+      4,
+      [
+        ["alice", 2],
+        ["", 1],
+      ],
+      2,
+    );
+    expect(types(ledger.dropShard(4, 3))).toEqual(["member.removed alice"]);
+    expect(ledger.total).toBe(1);
+    expect(types(ledger.dropShard(4, 4))).toEqual([]);
+    ledger.setShard(5, [["dave", 1]], 5);
+    ledger.leave({ subject: "carol" }, 6);
+    expect(types(ledger.dropShard(5, 7))).toEqual(["member.removed dave", "channel.vacated"]);
+  });
+
+  it("a leave nobody joined for changes nothing (a room woken without the sockets it had)", () => {
+    const ledger = new OccupancyLedger("stadium");
+    ledger.setShard(0, [["alice", 1]], 1);
+    expect(ledger.leave({ subject: "bob" }, 2)).toEqual([]);
+    expect(ledger.total).toBe(1);
+  });
+});
+
+describe("OccupancyReporter", () => {
+  function reporterWith(held: Map<string, number>, answers: Array<"ok" | "fail"> = []) {
+    const sent: ShardOccupants[] = [];
+    const timers: Array<() => void> = [];
+    let settle: (() => void) | undefined;
+    const reporter = new OccupancyReporter({
+      send: (occupants) => {
+        sent.push(occupants);
+        return answers.shift() === "fail" ? Promise.reject(new Error("room unreachable")) : new Promise<void>((resolve) => (settle = resolve));
+      },
+      connectionsOf: (subject) => held.get(subject) ?? 0,
+      setTimer: (fn) => timers.push(fn),
+    });
+    return { reporter, sent, timers, answer: () => settle?.() };
+  }
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it("sends one report at a time; changes meanwhile go in the next, counted as they are when it goes", async () => {
+    const held = new Map([["alice", 1]]);
+    const { reporter, sent, answer } = reporterWith(held);
+    reporter.changed("alice");
+    held.set("alice", 2);
+    held.set("bob", 1);
+    reporter.changed("alice");
+    reporter.changed("bob");
+    held.delete("bob");
+    reporter.changed("bob");
+    expect(sent).toEqual([[["alice", 1]]]);
+    answer();
+    await turn();
+    expect(sent).toEqual([
+      [["alice", 1]],
+      [
+        ["alice", 2],
+        ["bob", 0],
+      ],
+    ]);
+    answer();
+    await turn();
+    expect(reporter.idle).toBe(true);
+  });
+
+  it("sends a failed report again, later, as things are by then", async () => {
+    const held = new Map([["alice", 1]]);
+    const { reporter, sent, timers, answer } = reporterWith(held, ["fail"]);
+    reporter.changed("alice");
+    await turn();
+    expect(reporter.idle).toBe(false);
+    held.set("alice", 0);
+    timers.shift()!();
+    expect(sent).toEqual([[["alice", 1]], [["alice", 0]]]);
+    answer();
+    await turn();
+    expect(reporter.idle).toBe(true);
   });
 });
 
