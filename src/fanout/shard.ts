@@ -8,6 +8,7 @@ import type { DeliveryCounts } from "../room/observers";
 import { store } from "../room/publish";
 import type { PublishInput, StoredPage, SubscriberCounts } from "../room/room";
 import { roomOf } from "../room/stub";
+import type { ShardOccupants } from "../webhooks/events";
 import { type HistoryFill, ShardFeed } from "./feed";
 import { FanoutSender } from "./sender";
 import type { FanoutPush, PushAnswer } from "./stub";
@@ -151,6 +152,10 @@ export class Shard extends Broadcaster {
 
   protected override announced(frame: PresenceFrame): void {
     this.#presenceOut.add(frame, [0]);
+  }
+
+  protected override reportOccupancy(occupants: ShardOccupants): Promise<void> {
+    return this.#room().shardOccupancy(this.channelName(), this.#index(), this.#epoch, occupants);
   }
 
   /** Delivers a push: its messages through the feed, its joins and leaves at once. */

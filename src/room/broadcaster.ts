@@ -22,6 +22,7 @@ import {
 import { formatId, type MessageId } from "../protocol/ids";
 import { TRANSPORTS, type Transport } from "../protocol/transports";
 import { SSEStreams } from "../sse/room-streams";
+import type { ShardOccupants } from "../webhooks/events";
 import { MessageBatcher } from "./batcher";
 import { type ConnectParams, readConnectRequest } from "./connect-request";
 import type { MessageLog, StoredMessage } from "./message-log";
@@ -100,6 +101,7 @@ export abstract class Broadcaster extends DurableObject<Env> {
       config: this.config,
       store: this.store,
       role,
+      reportOccupancy: (occupants) => this.reportOccupancy(occupants),
       channel: () => this.channelName(),
       subscribers: () => this.#everyone(),
     });
@@ -192,6 +194,11 @@ export abstract class Broadcaster extends DurableObject<Env> {
 
   /** A subscriber here joined or left (a shard tells the rest of the tree). */
   protected announced(_frame: PresenceFrame): void {}
+
+  /** Tells the room who is connected here, for the channel's webhooks (a shard does; a room is the one told). */
+  protected reportOccupancy(_occupants: ShardOccupants): Promise<void> {
+    return Promise.resolve();
+  }
 
   /**
    * Takes a subscriber handed over by the Worker: a socket, or an SSE stream it answers with.

@@ -2,7 +2,8 @@ import { type RelayConfig, webhookTarget } from "../config";
 import { logEvent } from "../observability/log";
 import { Metric, Metrics } from "../observability/metrics";
 import type { Transport } from "../protocol/transports";
-import { OccupancyLedger, type Occupant, type WebhookEvent } from "../webhooks/events";
+import { OccupancyLedger, type Occupant, type ShardOccupants, type WebhookEvent } from "../webhooks/events";
+import { OccupancyReporter } from "../webhooks/occupancy-reporter";
 import type { MessageStore } from "./message-store";
 
 /** A subscriber as observers see it: who (its token `sub`, if any) and how it is connected. */
@@ -22,6 +23,16 @@ export type DeliveryCounts = Omit<ChannelCounters, "published">;
 
 const COUNTER_KEYS = { delivered: "delivered_count", dropped: "dropped_count" } as const;
 
+/** What a hot channel's shards last reported holding, kept by the room for its webhooks (ShardOccupants). */
+const SHARD_OCCUPANTS_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS shard_occupants (
+    shard INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    connections INTEGER NOT NULL,
+    PRIMARY KEY (shard, subject)
+  ) WITHOUT ROWID;
+`;
+
 export interface RoomObserversOptions {
   ctx: DurableObjectState;
   env: Env;
@@ -32,9 +43,12 @@ export interface RoomObserversOptions {
   subscribers: () => Iterable<Watched>;
   /**
    * A room sends webhook events and keeps the channel's durable counters. A shard, which sees only
-   * part of the channel, does neither: it hands what it delivered and dropped to the room (`report`).
+   * part of the channel, does neither: it hands what it delivered and dropped to the room (`report`),
+   * and when webhooks are on, who it holds (`reportOccupancy`).
    */
   role: "room" | "shard";
+  /** A shard's report to its room of the connections it holds per subject. */
+  reportOccupancy?: (occupants: ShardOccupants) => Promise<void>;
 }
 
 /**
@@ -42,11 +56,14 @@ export interface RoomObserversOptions {
  * subscribers: webhook events through the queue (occupancy and members), Analytics Engine
  * metrics, and the durable `published` / `delivered` / `dropped` counters of channel info.
  * Long-polls come and go with each request, so they count in metrics but not in occupancy.
+ * A hot channel's shards report who they hold to the room, whose ledger spans the whole channel;
+ * the room keeps their reports in storage, so its events stay right across its own restarts.
  */
 export class RoomObservers {
   readonly #options: RoomObserversOptions;
   readonly #metrics: Metrics;
   readonly #queue: Queue<WebhookEvent> | undefined;
+  readonly #reporter: OccupancyReporter | undefined;
   #ledger: OccupancyLedger | undefined;
   #storedCounters: DeliveryCounts | undefined;
   /** A shard's deliveries and drops not yet handed to the room. */
@@ -56,19 +73,50 @@ export class RoomObservers {
   constructor(options: RoomObserversOptions) {
     this.#options = options;
     this.#metrics = new Metrics(options.env.METRICS);
-    this.#queue = options.role === "room" && webhookTarget(options.config) ? (options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined) : undefined;
+    const webhooks = webhookTarget(options.config);
+    if (webhooks && options.role === "room") {
+      this.#queue = options.env.WEBHOOK_QUEUE as Queue<WebhookEvent> | undefined;
+      if (this.#queue) options.ctx.storage.sql.exec(SHARD_OCCUPANTS_SCHEMA);
+    }
+    if (webhooks && options.role === "shard" && options.reportOccupancy) {
+      this.#reporter = new OccupancyReporter({ send: options.reportOccupancy, connectionsOf: (subject) => this.#ledgerNow().connectionsOf(subject) });
+    }
   }
 
   /** Call before the subscriber is counted anywhere else (accepted, or added to the streams). */
   joined(subscriber: Watched): void {
     this.#metrics.count(Metric.Connect, this.#options.channel(), subscriber.transport);
-    if (this.#queue && subscriber.transport !== "poll") this.#send(this.#ledgerNow().join(subscriber, Date.now()));
+    if (this.#countsOccupancy(subscriber)) this.#occupancyChanged(subscriber, this.#ledgerNow().join(subscriber, Date.now()));
   }
 
   /** Call while the subscriber is still counted among the room's subscribers. */
   left(subscriber: Watched): void {
     this.#metrics.count(Metric.Disconnect, this.#options.channel(), subscriber.transport);
-    if (this.#queue && subscriber.transport !== "poll") this.#send(this.#ledgerNow().leave(subscriber, Date.now()));
+    if (this.#countsOccupancy(subscriber)) this.#occupancyChanged(subscriber, this.#ledgerNow().leave(subscriber, Date.now()));
+  }
+
+  /** What shard `index` reported holding now (in a room with webhooks): the channel's events, and kept. */
+  shardOccupancy(index: number, occupants: ShardOccupants): void {
+    if (!this.#queue) return;
+    this.#send(this.#ledgerNow().setShard(index, occupants, Date.now()));
+    const { sql } = this.#options.ctx.storage;
+    for (const [subject, connections] of occupants) {
+      if (connections > 0) {
+        sql.exec(
+          "INSERT INTO shard_occupants (shard, subject, connections) VALUES (?, ?, ?) ON CONFLICT (shard, subject) DO UPDATE SET connections = excluded.connections",
+          index,
+          subject,
+          connections,
+        );
+      } else sql.exec("DELETE FROM shard_occupants WHERE shard = ? AND subject = ?", index, subject);
+    }
+  }
+
+  /** Shard `index` holds nobody any more: let go by the room, or attached afresh after a restart that dropped its sockets. */
+  shardGone(index: number): void {
+    if (!this.#queue) return;
+    this.#send(this.#ledgerNow().dropShard(index, Date.now()));
+    this.#options.ctx.storage.sql.exec("DELETE FROM shard_occupants WHERE shard = ?", index);
   }
 
   /** A stored message went out to `recipients` subscribers. (Publishes are counted where they are timed: room/publish.ts.) */
@@ -145,13 +193,39 @@ export class RoomObservers {
     return this.#storedCounters;
   }
 
-  /** Built from the subscribers the room holds the first time it is needed after a wake-up. */
+  #countsOccupancy(subscriber: Watched): boolean {
+    return (this.#queue !== undefined || this.#reporter !== undefined) && subscriber.transport !== "poll";
+  }
+
+  #occupancyChanged(occupant: Occupant, events: WebhookEvent[]): void {
+    this.#send(events);
+    this.#reporter?.changed(occupant.subject ?? "");
+  }
+
+  /**
+   * Built the first time it is needed after a wake-up: from the subscribers the object holds, and
+   * in a room from what its shards last reported.
+   */
   #ledgerNow(): OccupancyLedger {
-    this.#ledger ??= OccupancyLedger.of(
+    if (this.#ledger) return this.#ledger;
+    const ledger = OccupancyLedger.of(
       this.#options.channel(),
       [...this.#options.subscribers()].filter((s) => s.transport !== "poll"),
     );
-    return this.#ledger;
+    if (this.#queue) {
+      const rows = this.#options.ctx.storage.sql.exec<{ shard: number; subject: string; connections: number }>(
+        "SELECT shard, subject, connections FROM shard_occupants",
+      );
+      const byShard = new Map<number, ShardOccupants>();
+      for (const { shard, subject, connections } of rows) {
+        const occupants = byShard.get(shard) ?? [];
+        occupants.push([subject, connections]);
+        byShard.set(shard, occupants);
+      }
+      for (const [shard, occupants] of byShard) ledger.setShard(shard, occupants, 0);
+    }
+    this.#ledger = ledger;
+    return ledger;
   }
 
   #send(events: WebhookEvent[]): void {

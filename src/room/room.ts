@@ -7,6 +7,7 @@ import type { EncodedData, Envelope } from "../protocol/envelope";
 import type { PresenceFrame, PresenceMember } from "../protocol/frames";
 import { formatId, type MessageId } from "../protocol/ids";
 import type { Transport } from "../protocol/transports";
+import type { ShardOccupants } from "../webhooks/events";
 import { Broadcaster } from "./broadcaster";
 import type { ConnectParams } from "./connect-request";
 import type { MessageLog, StoredMessage } from "./message-log";
@@ -154,6 +155,8 @@ export class Room extends Broadcaster {
   async attachShard(channel: string, index: number): Promise<{ lastSeq: number; epoch: string }> {
     this.bind(channel);
     const epoch = crypto.randomUUID();
+    // A shard attaches when it takes its first subscriber: whoever it reported before is gone.
+    this.observers.shardGone(index);
     this.#shards.set(index, { epoch, subscribers: this.#shards.get(index)?.subscribers ?? 0 });
     this.#saveShards();
     return { lastSeq: this.store.lastSeq, epoch };
@@ -165,6 +168,13 @@ export class Room extends Broadcaster {
     for (const frame of frames) this.broadcastPresence(frame);
     const others = [...this.#shards.keys()].filter((index) => index !== from);
     for (const frame of frames) this.#sender.add({ presence: frame }, others);
+  }
+
+  /** Who one shard holds now, for the subjects named (webhooks); a report from an attachment that ended is old news. */
+  async shardOccupancy(channel: string, index: number, epoch: string | undefined, occupants: ShardOccupants): Promise<void> {
+    this.bind(channel);
+    if (epoch === undefined || this.#shards.get(index)?.epoch !== epoch) return;
+    this.observers.shardOccupancy(index, occupants);
   }
 
   /** Stored messages after `since`, for a shard (a hole, or a resume from before what it holds); bounded like a history page. */
@@ -245,6 +255,7 @@ export class Room extends Broadcaster {
     else {
       this.#shards.delete(index);
       this.#saveShards();
+      this.observers.shardGone(index);
     }
     this.#resize();
   }

@@ -15,11 +15,24 @@ interface Received {
   answered: number;
 }
 
+/** Channels named stadium-… are hot: their subscribers sit on 4 shards, not in the room. */
+const RELAY_VARS = (webhookUrl: string) => ({ RELAY_JWT_SECRET: SECRET, WEBHOOK_URL: webhookUrl, WEBHOOK_SECRET, HOT_CHANNELS: "stadium-*:4" });
+
 let relay: Relay;
+let webhookUrl: string;
 let receiver: Server;
 const posts: Received[] = [];
 /** How many POSTs the receiver refuses before it starts taking them. */
 let refuseFirst = 1;
+
+/** Every event of `channel` received so far, as "type" or "type member", in the order they happened (by `ts`, then as sent). */
+function describedEvents(channel: string): string[] {
+  return eventsReceived()
+    .filter((e) => e.channel === channel)
+    .map((e, order) => ({ e, order }))
+    .sort((a, b) => a.e.ts - b.e.ts || a.order - b.order)
+    .map(({ e }) => (e.member ? `${e.type} ${e.member}` : e.type));
+}
 
 /** Every event received, once per id (delivery is at least once). */
 function eventsReceived(): Array<{ id: string; type: string; channel: string; member?: string; ts: number }> {
@@ -50,8 +63,8 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/relay`;
-  relay = await startRelay({ vars: { RELAY_JWT_SECRET: SECRET, WEBHOOK_URL: url, WEBHOOK_SECRET } });
+  webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/relay`;
+  relay = await startRelay({ vars: RELAY_VARS(webhookUrl) });
 });
 
 afterAll(async () => {
@@ -118,4 +131,72 @@ describe("webhooks through the queue to a real receiver", () => {
     const info = await request(`${relay.url}/v1/channels/${channel}`, { headers: { Authorization: `Bearer ${token}` } });
     expect(info.body.counters).toEqual({ published: 3, delivered: 3, dropped: 0 });
   });
+});
+
+describe("webhooks of a hot channel, whose subscribers sit on shards", () => {
+  it("are the channel's: occupied and vacated once, each member added and removed once, over every shard", async () => {
+    const channel = uniqueChannel("stadium");
+    const alice = await mintWith(SECRET, { subscribe: [channel] }, { sub: "alice" });
+    const bob = await mintWith(SECRET, { subscribe: [channel] }, { sub: "bob" });
+    // Alice in three tabs (on whichever shards they land), Bob on the multi-channel socket.
+    const clients: WsSubscriber[] = [];
+    for (let tab = 0; tab < 3; tab++) clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
+    const mux = await openWsAt(`${relay.url.replace(/^http/, "ws")}/v1/ws?token=${bob}`);
+    mux.send({ type: "subscribe", channel });
+    await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
+    clients.push(mux);
+
+    await waitUntil(() => describedEvents(channel).length >= 3, "occupied and two members added");
+    const info = await request(`${relay.url}/v1/channels/${channel}`, { headers: { Authorization: `Bearer ${alice}` } });
+    expect(info.body.subscribers.ws).toBe(4);
+    expect(info.body.fanout.following).toBeGreaterThanOrEqual(1);
+
+    // Two of Alice's tabs go: she is still there.
+    await clients[0]!.close();
+    await clients[1]!.close();
+    await clients[3]!.close();
+    await waitUntil(() => describedEvents(channel).length >= 4, "bob removed");
+    expect(describedEvents(channel).slice(3)).toEqual(["member.removed bob"]);
+
+    await clients[2]!.close();
+    await waitUntil(() => describedEvents(channel).length >= 6, "alice removed and vacated");
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const events = describedEvents(channel);
+    expect(events.slice(0, 3).sort()).toEqual(["channel.occupied", "member.added alice", "member.added bob"]);
+    expect(events[0]).toBe("channel.occupied");
+    expect(events.slice(3)).toEqual(["member.removed bob", "member.removed alice", "channel.vacated"]);
+  });
+
+  it("after a kill -9, the subscribers the crash took are removed, and every occupied is followed by a vacated", async () => {
+    const channel = uniqueChannel("stadium");
+    const alice = await mintWith(SECRET, { subscribe: [channel] }, { sub: "alice" });
+    const bob = await mintWith(SECRET, { subscribe: [channel] }, { sub: "bob" });
+    await openWs(relay.url, channel, { query: { token: alice } });
+    await waitUntil(() => describedEvents(channel).length >= 2, "occupied and alice added");
+
+    const { port, persistTo } = relay;
+    await relay.kill9();
+    relay = await startRelay({ port, persistTo, vars: RELAY_VARS(webhookUrl) });
+
+    // Bob's connect wakes the room, which finds which of its shards lost their subscribers.
+    const bobWs = await openWs(relay.url, channel, { query: { token: bob } });
+    await waitUntil(
+      () => describedEvents(channel).includes("member.removed alice") && describedEvents(channel).includes("member.added bob"),
+      "alice removed, bob added",
+    );
+    await bobWs.close();
+    await waitUntil(
+      () => describedEvents(channel).at(-1) === "channel.vacated" && describedEvents(channel).includes("member.removed bob"),
+      "bob removed and vacated",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+    const events = describedEvents(channel);
+    expect(events.filter((e) => e === "member.added alice")).toHaveLength(1);
+    expect(events.filter((e) => e === "member.removed alice")).toHaveLength(1);
+    expect(events.filter((e) => e === "channel.occupied").length).toBe(events.filter((e) => e === "channel.vacated").length);
+    // Occupied and vacated alternate, starting with occupied.
+    const occupancy = events.filter((e) => e.startsWith("channel."));
+    expect(occupancy).toEqual(occupancy.map((_, i) => (i % 2 === 0 ? "channel.occupied" : "channel.vacated")));
+  }, 90_000);
 });
