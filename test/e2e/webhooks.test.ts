@@ -1,75 +1,36 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../src/webhooks/signature";
 import { openWs, openWsAt, request, uniqueChannel, type WsSubscriber } from "../support/clients";
 import { type Relay, startRelay } from "../support/relay";
 import { mintWith } from "../support/tokens";
+import { occupancyAlternates, startWebhookReceiver, type WebhookReceiver } from "../support/webhooks";
 
 const SECRET = "relay-secret";
 const WEBHOOK_SECRET = "whsec_e2e";
-
-interface Received {
-  body: string;
-  signature: string | null;
-  answered: number;
-}
 
 /** Channels named stadium-… are hot: their subscribers sit on 4 shards, not in the room. */
 const RELAY_VARS = (webhookUrl: string) => ({ RELAY_JWT_SECRET: SECRET, WEBHOOK_URL: webhookUrl, WEBHOOK_SECRET, HOT_CHANNELS: "stadium-*:4" });
 
 let relay: Relay;
-let webhookUrl: string;
-let receiver: Server;
-const posts: Received[] = [];
-/** How many POSTs the receiver refuses before it starts taking them. */
-let refuseFirst = 1;
-
-/** Every event of `channel` received so far, as "type" or "type member", in the order they happened (by `ts`, then as sent). */
-function describedEvents(channel: string): string[] {
-  return eventsReceived()
-    .filter((e) => e.channel === channel)
-    .map((e, order) => ({ e, order }))
-    .sort((a, b) => a.e.ts - b.e.ts || a.order - b.order)
-    .map(({ e }) => (e.member ? `${e.type} ${e.member}` : e.type));
-}
-
-/** Every event received, once per id (delivery is at least once). */
-function eventsReceived(): Array<{ id: string; type: string; channel: string; member?: string; ts: number }> {
-  const byId = new Map<string, { id: string; type: string; channel: string; member?: string; ts: number }>();
-  for (const post of posts.filter((p) => p.answered === 200)) for (const event of JSON.parse(post.body).events) byId.set(event.id, event);
-  return [...byId.values()];
-}
+let receiver: WebhookReceiver;
 
 async function waitUntil(predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(eventsReceived())}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(receiver.events())}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-    });
-    req.on("end", () => {
-      const answered = refuseFirst > 0 ? 500 : 200;
-      if (refuseFirst > 0) refuseFirst -= 1;
-      posts.push({ body, signature: req.headers["relay-signature"] as string | null, answered });
-      res.writeHead(answered).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/relay`;
-  relay = await startRelay({ vars: RELAY_VARS(webhookUrl) });
+  receiver = await startWebhookReceiver();
+  receiver.refuseNext(1);
+  relay = await startRelay({ vars: RELAY_VARS(receiver.url) });
 });
 
 afterAll(async () => {
   await relay?.stop();
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
 });
 
 describe("webhooks through the queue to a real receiver", () => {
@@ -86,11 +47,11 @@ describe("webhooks through the queue to a real receiver", () => {
     await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
     clients.push(mux);
 
-    await waitUntil(() => eventsReceived().filter((e) => e.channel === channel).length >= 3, "occupied and two members added");
+    await waitUntil(() => receiver.events(channel).length >= 3, "occupied and two members added");
     for (const client of clients) await client.close();
-    await waitUntil(() => eventsReceived().filter((e) => e.channel === channel).length >= 6, "two members removed and vacated");
+    await waitUntil(() => receiver.events(channel).length >= 6, "two members removed and vacated");
 
-    const events = eventsReceived().filter((e) => e.channel === channel);
+    const events = receiver.events(channel);
     const described = events.map((e) => (e.member ? `${e.type} ${e.member}` : e.type));
     expect(described.sort()).toEqual([
       "channel.occupied",
@@ -103,11 +64,11 @@ describe("webhooks through the queue to a real receiver", () => {
     expect(events.find((e) => e.type === "channel.occupied")!.ts).toBeLessThanOrEqual(events.find((e) => e.type === "channel.vacated")!.ts);
 
     // The first POST was refused and its events came again; every POST is signed over its raw body.
-    expect(posts[0]!.answered).toBe(500);
-    const refusedIds = JSON.parse(posts[0]!.body).events.map((e: { id: string }) => e.id);
-    const deliveredIds = new Set(eventsReceived().map((e) => e.id));
+    expect(receiver.posts[0]!.answered).toBe(500);
+    const refusedIds = JSON.parse(receiver.posts[0]!.body).events.map((e: { id: string }) => e.id);
+    const deliveredIds = new Set(receiver.events().map((e) => e.id));
     expect(refusedIds.every((id: string) => deliveredIds.has(id))).toBe(true);
-    for (const post of posts) {
+    for (const post of receiver.posts) {
       const t = Number(/^t=(\d+),/.exec(post.signature ?? "")?.[1]);
       expect(await verifySignature(WEBHOOK_SECRET, post.body, post.signature, t)).toBe(true);
       expect(JSON.parse(post.body).events.length).toBeLessThanOrEqual(20);
@@ -146,7 +107,7 @@ describe("webhooks of a hot channel, whose subscribers sit on shards", () => {
     await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
     clients.push(mux);
 
-    await waitUntil(() => describedEvents(channel).length >= 3, "occupied and two members added");
+    await waitUntil(() => receiver.described(channel).length >= 3, "occupied and two members added");
     const info = await request(`${relay.url}/v1/channels/${channel}`, { headers: { Authorization: `Bearer ${alice}` } });
     expect(info.body.subscribers.ws).toBe(4);
     expect(info.body.fanout.following).toBeGreaterThanOrEqual(1);
@@ -155,13 +116,13 @@ describe("webhooks of a hot channel, whose subscribers sit on shards", () => {
     await clients[0]!.close();
     await clients[1]!.close();
     await clients[3]!.close();
-    await waitUntil(() => describedEvents(channel).length >= 4, "bob removed");
-    expect(describedEvents(channel).slice(3)).toEqual(["member.removed bob"]);
+    await waitUntil(() => receiver.described(channel).length >= 4, "bob removed");
+    expect(receiver.described(channel).slice(3)).toEqual(["member.removed bob"]);
 
     await clients[2]!.close();
-    await waitUntil(() => describedEvents(channel).length >= 6, "alice removed and vacated");
+    await waitUntil(() => receiver.described(channel).length >= 6, "alice removed and vacated");
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const events = describedEvents(channel);
+    const events = receiver.described(channel);
     expect(events.slice(0, 3).sort()).toEqual(["channel.occupied", "member.added alice", "member.added bob"]);
     expect(events[0]).toBe("channel.occupied");
     expect(events.slice(3)).toEqual(["member.removed bob", "member.removed alice", "channel.vacated"]);
@@ -172,31 +133,29 @@ describe("webhooks of a hot channel, whose subscribers sit on shards", () => {
     const alice = await mintWith(SECRET, { subscribe: [channel] }, { sub: "alice" });
     const bob = await mintWith(SECRET, { subscribe: [channel] }, { sub: "bob" });
     await openWs(relay.url, channel, { query: { token: alice } });
-    await waitUntil(() => describedEvents(channel).length >= 2, "occupied and alice added");
+    await waitUntil(() => receiver.described(channel).length >= 2, "occupied and alice added");
 
     const { port, persistTo } = relay;
     await relay.kill9();
-    relay = await startRelay({ port, persistTo, vars: RELAY_VARS(webhookUrl) });
+    relay = await startRelay({ port, persistTo, vars: RELAY_VARS(receiver.url) });
 
     // Bob's connect wakes the room, which finds which of its shards lost their subscribers.
     const bobWs = await openWs(relay.url, channel, { query: { token: bob } });
     await waitUntil(
-      () => describedEvents(channel).includes("member.removed alice") && describedEvents(channel).includes("member.added bob"),
+      () => receiver.described(channel).includes("member.removed alice") && receiver.described(channel).includes("member.added bob"),
       "alice removed, bob added",
     );
     await bobWs.close();
     await waitUntil(
-      () => describedEvents(channel).at(-1) === "channel.vacated" && describedEvents(channel).includes("member.removed bob"),
+      () => receiver.described(channel).at(-1) === "channel.vacated" && receiver.described(channel).includes("member.removed bob"),
       "bob removed and vacated",
     );
     await new Promise((resolve) => setTimeout(resolve, 1_000));
 
-    const events = describedEvents(channel);
+    const events = receiver.described(channel);
     expect(events.filter((e) => e === "member.added alice")).toHaveLength(1);
     expect(events.filter((e) => e === "member.removed alice")).toHaveLength(1);
     expect(events.filter((e) => e === "channel.occupied").length).toBe(events.filter((e) => e === "channel.vacated").length);
-    // Occupied and vacated alternate, starting with occupied.
-    const occupancy = events.filter((e) => e.startsWith("channel."));
-    expect(occupancy).toEqual(occupancy.map((_, i) => (i % 2 === 0 ? "channel.occupied" : "channel.vacated")));
+    expect(occupancyAlternates(events), events.join(", ")).toBe(true);
   }, 90_000);
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channelUrl, request, uniqueChannel } from "../support/clients";
 import { type Relay, removeState, sleep, startRelay, waitUntil } from "../support/relay";
+import { occupancyAlternates, startWebhookReceiver, type WebhookReceiver } from "../support/webhooks";
 import { DeliveryChecker, type Finding, formatLine } from "./checker";
 import {
   channelSseSubscriber,
@@ -36,8 +37,9 @@ import {
  * subscribers on every transport, 4 publishers of different kinds publishing 500 messages, and the
  * relay killed with SIGKILL and restarted on the same port and state halfway. Afterwards each
  * subscriber holds every acknowledged message exactly once, in order; history stores each publish
- * once; and channel info counts the subscribers across the tree exactly, before the kill and once
- * they are all back.
+ * once; channel info counts the subscribers across the tree exactly, before the kill and once
+ * they are all back; and the channel's webhooks, from every shard, say occupied and vacated in turn,
+ * ending vacated.
  */
 const SHARDS = 8;
 const PREFIX = "faults-hot";
@@ -52,27 +54,32 @@ const KILL_AFTER = PUBLISHES / 2;
 const RAMP_CHUNK = 50;
 /** A departed SSE subscriber is forgotten within this (API.md), which the leaving check waits for. */
 const KEEPALIVE_SECONDS = 5;
-const VARS = {
+const VARS = (webhookUrl: string) => ({
+  WEBHOOK_URL: webhookUrl,
+  WEBHOOK_SECRET: "whsec_faults",
   HOT_CHANNELS: `${PREFIX}-*:${SHARDS}`,
   // Every client shares 127.0.0.1: over a thousand connections from one address.
   MAX_CONNECTIONS_PER_IP: "0",
   // History keeps every message of the run, so it can be checked for publishes stored twice.
   HISTORY_LIMIT: "100000",
   KEEPALIVE_SECONDS: String(KEEPALIVE_SECONDS),
-};
+});
 
 const checker = new DeliveryChecker("hot-channel");
 const clients: FaultClient[] = [];
 let relay: Relay;
+let receiver: WebhookReceiver;
 
 beforeAll(async () => {
-  relay = await startRelay({ vars: VARS });
+  receiver = await startWebhookReceiver();
+  relay = await startRelay({ vars: VARS(receiver.url) });
 });
 
 afterAll(async () => {
   await stopAll(clients);
   await relay?.stop();
   if (relay) await removeState(relay.persistTo);
+  await receiver?.close();
 });
 
 /** `count` publishes to the hot channel, about three a second, at most 5 in flight. */
@@ -203,7 +210,7 @@ describe("a hot channel on 8 shards, over a thousand subscribers, kill -9 and re
     const ackedAtKill = checker.ackedCount;
     const { port, persistTo } = relay;
     await relay.kill9();
-    relay = await startRelay({ port, persistTo, vars: VARS });
+    relay = await startRelay({ port, persistTo, vars: VARS(receiver.url) });
     const restartMs = Date.now() - killedAt;
 
     // Everyone back, the channel-ws publisher's socket included.
@@ -216,6 +223,11 @@ describe("a hot channel on 8 shards, over a thousand subscribers, kill -9 and re
     const final = await treeInfo(relay.url);
     await stopAll(clients);
     const left = await countsAfterLeaving(relay.url, [channel], (KEEPALIVE_SECONDS + 5) * 1000);
+    const vacated = await waitUntil(() => receiver.described(channel).at(-1) === "channel.vacated", "channel.vacated after everyone left", 30_000).then(
+      () => true,
+      () => false,
+    );
+    const webhooks = receiver.described(channel);
 
     const reconnected = members.filter((member) => member.kind !== "poll" && member.kind !== "sdkPoll" && member.client.connects() >= 2).length;
     const errors = clients.filter((client) => client.errors.length > 0);
@@ -245,6 +257,7 @@ describe("a hot channel on 8 shards, over a thousand subscribers, kill -9 and re
         "faults: hot-channel storage per publisher",
         describeStorage(stored, publishers),
         `faults: hot-channel subscribers still counted after every client left: ${JSON.stringify(left)}`,
+        `faults: hot-channel webhooks: ${webhooks.join(", ")}`,
       ].join("\n"),
     );
 
@@ -264,5 +277,7 @@ describe("a hot channel on 8 shards, over a thousand subscribers, kill -9 and re
       expect.soft(counted.info.fanout?.following, `shards following the room ${when}`).toBe(SHARDS);
     }
     expectNobodyLeft(left);
+    expect.soft(vacated, "channel.vacated once everyone left").toBe(true);
+    expect.soft(occupancyAlternates(webhooks), `occupied and vacated in turn: ${webhooks.join(", ")}`).toBe(true);
   }, 420_000);
 });
