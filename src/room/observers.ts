@@ -33,6 +33,11 @@ const SHARD_OCCUPANTS_SCHEMA = `
   ) WITHOUT ROWID;
 `;
 
+/** Long-polls come and go with each request: they count in metrics, not in occupancy. */
+function occupies(subscriber: Watched): boolean {
+  return subscriber.transport !== "poll";
+}
+
 export interface RoomObserversOptions {
   ctx: DurableObjectState;
   env: Env;
@@ -194,7 +199,7 @@ export class RoomObservers {
   }
 
   #countsOccupancy(subscriber: Watched): boolean {
-    return (this.#queue !== undefined || this.#reporter !== undefined) && subscriber.transport !== "poll";
+    return (this.#queue !== undefined || this.#reporter !== undefined) && occupies(subscriber);
   }
 
   #occupancyChanged(occupant: Occupant, events: WebhookEvent[]): void {
@@ -208,10 +213,7 @@ export class RoomObservers {
    */
   #ledgerNow(): OccupancyLedger {
     if (this.#ledger) return this.#ledger;
-    const ledger = OccupancyLedger.of(
-      this.#options.channel(),
-      [...this.#options.subscribers()].filter((s) => s.transport !== "poll"),
-    );
+    const ledger = OccupancyLedger.of(this.#options.channel(), [...this.#options.subscribers()].filter(occupies));
     if (this.#queue) {
       const rows = this.#options.ctx.storage.sql.exec<{ shard: number; subject: string; connections: number }>(
         "SELECT shard, subject, connections FROM shard_occupants",
