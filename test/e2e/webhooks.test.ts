@@ -22,6 +22,14 @@ async function waitUntil(predicate: () => boolean, what: string, timeoutMs = 30_
   }
 }
 
+/** A multi-channel socket (`/v1/ws`) with `token`, subscribed to `channel`. */
+async function subscribeOverMux(token: string, channel: string): Promise<WsSubscriber> {
+  const mux = await openWsAt(`${relay.url.replace(/^http/, "ws")}/v1/ws?token=${token}`);
+  mux.send({ type: "subscribe", channel });
+  await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "subscribed over /v1/ws");
+  return mux;
+}
+
 beforeAll(async () => {
   receiver = await startWebhookReceiver();
   receiver.refuseNext(1);
@@ -42,10 +50,7 @@ describe("webhooks through the queue to a real receiver", () => {
     // Alice in two tabs on the channel's socket, Bob on the multi-channel socket.
     clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
     clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
-    const mux = await openWsAt(`${relay.url.replace(/^http/, "ws")}/v1/ws?token=${bob}`);
-    mux.send({ type: "subscribe", channel });
-    await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
-    clients.push(mux);
+    clients.push(await subscribeOverMux(bob, channel));
 
     await waitUntil(() => receiver.events(channel).length >= 3, "occupied and two members added");
     for (const client of clients) await client.close();
@@ -102,10 +107,7 @@ describe("webhooks of a hot channel, whose subscribers sit on shards", () => {
     // Alice in three tabs (on whichever shards they land), Bob on the multi-channel socket.
     const clients: WsSubscriber[] = [];
     for (let tab = 0; tab < 3; tab++) clients.push(await openWs(relay.url, channel, { query: { token: alice } }));
-    const mux = await openWsAt(`${relay.url.replace(/^http/, "ws")}/v1/ws?token=${bob}`);
-    mux.send({ type: "subscribe", channel });
-    await mux.waitFor((frames) => frames.some((f) => f.type === "subscribed"), 10_000, "bob subscribed");
-    clients.push(mux);
+    clients.push(await subscribeOverMux(bob, channel));
 
     await waitUntil(() => receiver.described(channel).length >= 3, "occupied and two members added");
     const info = await request(`${relay.url}/v1/channels/${channel}`, { headers: { Authorization: `Bearer ${alice}` } });
