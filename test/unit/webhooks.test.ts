@@ -242,8 +242,9 @@ describe("webhook delivery", () => {
       new Promise((_resolve, reject) =>
         init.signal?.addEventListener("abort", () => reject(Object.assign(new Error("timeout"), { name: "TimeoutError" }))),
       )) as typeof fetch;
-    const signal = AbortSignal.timeout(10);
-    const outcome = await postWebhook(TARGET, [event("e1")], (url, init) => hang(url, { ...init, signal }));
+    // The short timeout starts when the POST does, as the real one: one made before signing could
+    // fire before the fake fetch listens, which then waits forever.
+    const outcome = await postWebhook(TARGET, [event("e1")], (url, init) => hang(url, { ...init, signal: AbortSignal.timeout(10) }));
     expect(outcome).toEqual({ delivered: false, why: "timed out" });
   });
 
